@@ -1,0 +1,391 @@
+"""Evaluating a compiled unit on one case: the flow of design section 7.
+
+validate → derive → scorecard → strata (match, then combine) → decision.
+
+Matching is the back-end's job: the durable_rules network (`engine="rete"`,
+the default) or the reference interpreter (`engine="reference"`), which walks
+the conditions directly with three-valued logic. Everything else is shared, so
+the two can be compared decision for decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import CredoError, Problem
+from engine.outputs import DECISIONS
+from engine.plan import calc_tag, conclusion_tag
+from engine.planner import engine_value
+from engine.policy import Activation, CompiledPolicy
+from engine.texts import format_number
+
+ENGINE_VERSION = "credo-engine/1"
+
+
+class EvaluationError(Exception):
+    """A failure while evaluating a valid case; the policy's on_error decides the outcome."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def prepare(unit: CompiledPolicy, case: object, allow_conclusions: bool = False) -> tuple[dict, dict]:
+    """Validate and derive: the facts every back-end starts from, and the conclusions a test may set."""
+    facts, given = unit.validator.validate(case, allow_conclusions)
+    for fact, name, fn in unit.derived:
+        value = fn(facts, {})
+        if value is not None:
+            facts[fact][name] = value
+    return facts, given
+
+
+def score(unit: CompiledPolicy, facts: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Any], list[dict]]:
+    """The scorecard's conclusions (score, pd, score_reasons) and its trace entries."""
+    if unit.scorecard is None:
+        return {}, []
+    scaling = unit.scorecard.scaling
+    total = float(scaling.base_points)
+    losses: list[tuple[float, int, str]] = []
+    trace = []
+    for index, char in enumerate(unit.characteristics):
+        value = char.value(facts, {})
+        chosen = None
+        for b in char.bins:
+            if value is None:
+                if b.missing:
+                    chosen = b
+                    break
+            elif b.truth is not None and b.truth(facts, {}) is True:
+                chosen = b
+                break
+        if chosen is None:
+            chosen = next((b for b in char.bins if b.otherwise), None)
+        points = chosen.points if chosen is not None else 0.0
+        total += points
+        if chosen is not None and chosen.reason and char.best - points > 0:
+            losses.append((char.best - points, index, chosen.reason))
+        trace.append({
+            "rule": f"{unit.scorecard.name}/{char.field}",
+            "ruleset": unit.scorecard.name,
+            "outputs": {"points": _number(points)},
+            "because": [{"test": f"{char.field} {chosen.text}" if chosen and chosen.truth else
+                         (f"missing({char.field})" if chosen and chosen.missing else
+                          ("else" if chosen else "unbinned")),
+                         "values": {char.field: _json_value(value)}}],
+        })
+    odds = scaling.base_odds * 2.0 ** ((total - scaling.base_points) / scaling.pdo)
+    pd = 1.0 / (1.0 + odds)
+    losses.sort(key=lambda x: (-x[0], x[1]))
+    reasons = list(dict.fromkeys(code for _, _, code in losses))[:4]
+    return {"score": total, "pd": pd, "score_reasons": reasons}, trace
+
+
+class ReferenceMatcher:
+    """Walks each stratum's conditions directly: the plain reference semantics."""
+
+    def __init__(self, unit: CompiledPolicy) -> None:
+        self.by_stratum: list[list[Activation]] = [[] for _ in range(unit.strata)]
+        for a in unit.activations:
+            self.by_stratum[a.stratum].append(a)
+
+    def stratum(self, s: int, facts: Mapping, conclusions: Mapping) -> set[str]:
+        return {a.key for a in self.by_stratum[s] if a.truth(facts, conclusions) is True}
+
+
+class ReteMatcher:
+    """Asserts facts, conclusions and computed operands into the durable_rules network, stratum by stratum."""
+
+    def __init__(self, unit: CompiledPolicy, session: Any) -> None:
+        self.unit = unit
+        self.session = session
+
+    def stratum(self, s: int, facts: Mapping, conclusions: Mapping) -> set[str]:
+        unit = self.unit
+        batch: dict[str, dict[str, Any]] = {}
+        if s == 0:
+            for tag in unit.fact_tags:
+                values = facts.get(tag, {})
+                dates = unit.date_fields.get(tag)
+                batch[tag] = {k: engine_value(v) for k, v in values.items()} if dates else dict(values)
+        for name in unit.conclusions_at[s]:
+            value = conclusions.get(name)
+            batch[conclusion_tag(name)] = {} if value is None else {"value": engine_value(value)}
+        if unit.calc_at[s]:
+            calc = {}
+            for field in unit.calc_at[s]:
+                value = field.fn(facts, conclusions)
+                if value is not None:
+                    calc[field.name] = engine_value(value)
+            batch[calc_tag(s)] = calc
+        return self.session.assert_facts(batch) if batch else set()
+
+
+def decide(
+    unit: CompiledPolicy,
+    case: object,
+    as_of: dt.date | None = None,
+    engine: str = "rete",
+) -> dict[str, Any]:
+    """The Decision of design section 7. Raises CredoError (with JSON paths) when the case is invalid."""
+    return evaluate(unit, case, as_of, engine).decision
+
+
+@dataclass
+class Evaluation:
+    decision: dict[str, Any]
+    conclusions: dict[str, Any]
+    fired: list[str]
+
+
+def evaluate(
+    unit: CompiledPolicy,
+    case: object,
+    as_of: dt.date | None = None,
+    engine: str = "rete",
+    allow_conclusions: bool = False,
+) -> Evaluation:
+    """A decision with the combined conclusions behind it (what embedded tests compare against)."""
+    as_of = as_of or dt.date.today()
+    facts, given = prepare(unit, case, allow_conclusions)
+    conclusions, score_trace = score(unit, facts)
+    conclusions.update(given)
+    state = _State(unit, facts, conclusions)
+    error: EvaluationError | None = None
+    try:
+        if engine == "reference":
+            state.run(ReferenceMatcher(unit))
+        else:
+            from engine.runtime import EngineFault
+
+            try:
+                with unit.network.session() as session:
+                    state.run(ReteMatcher(unit, session))
+            except EngineFault as fault:
+                raise EvaluationError("engine-fault", "the rule engine failed on this case") from fault
+    except EvaluationError as failure:
+        error = failure
+    decision = state.decision(as_of, score_trace, error)
+    return Evaluation(decision, state.conclusions, [a.key for a in state.resolved])
+
+
+class _State:
+    """What one evaluation accumulates: fired activations, contributions and combined conclusions."""
+
+    def __init__(self, unit: CompiledPolicy, facts: dict, conclusions: dict) -> None:
+        self.unit = unit
+        self.facts = facts
+        self.conclusions = conclusions
+        self.fired: set[str] = set()
+        self.resolved: list[Activation] = []
+        self.emitted: dict[str, list[tuple[int, Any, str]]] = {}
+        self.cited: dict[str, str] = {}
+
+    def run(self, matcher: ReferenceMatcher | ReteMatcher) -> None:
+        unit = self.unit
+        by_level: dict[int, list[str]] = {}
+        for name, level in unit.output_levels.items():
+            by_level.setdefault(level, []).append(name)
+        for s in range(unit.strata):
+            self.fired |= matcher.stratum(s, self.facts, self.conclusions)
+            self._resolve(s)
+            for name in by_level.get(s, ()):
+                self._combine(name)
+
+    def _resolve(self, s: int) -> None:
+        """Apply hit policies to this stratum's fired activations and record what each contributes."""
+        unit = self.unit
+        firsts: dict[str, Activation] = {}
+        uniques: dict[str, Activation] = {}
+        chosen: list[Activation] = []
+        for key in self.fired:
+            a = unit.by_key[key]
+            if a.stratum != s:
+                continue
+            if a.hit == "first":
+                best = firsts.get(a.table)  # type: ignore[arg-type]
+                if best is None or a.row < best.row:
+                    firsts[a.table] = a  # type: ignore[index]
+                continue
+            if a.hit == "unique":
+                other = uniques.get(a.table)  # type: ignore[arg-type]
+                if other is not None:
+                    rows = sorted((other.row, a.row))
+                    raise EvaluationError("unique-conflict", f"unique table {a.table} matched rows {rows[0]} and "
+                                          f"{rows[1]}")
+                uniques[a.table] = a  # type: ignore[index]
+            chosen.append(a)
+        chosen.extend(firsts.values())
+        chosen.sort(key=lambda a: a.order)
+        for a in chosen:
+            self.resolved.append(a)
+            for emit in a.emits:
+                value = self._value(emit)
+                if value is not None:
+                    self.emitted.setdefault(emit.output, []).append((a.order, value, a.key))
+
+    def _value(self, emit: Any) -> Any:
+        if emit.number is not None:
+            return emit.number(self.facts, self.conclusions)
+        if emit.texts:
+            return tuple(t.render(self._lookup) for t in emit.texts)
+        if emit.alerts:
+            return tuple({"code": c, "severity": s, "message": m.render(self._lookup)} for c, s, m in emit.alerts)
+        return emit.constant
+
+    def _lookup(self, path: str) -> Any:
+        if "." in path:
+            fact, name = path.split(".", 1)
+            value = self.facts.get(fact, {}).get(name)
+        else:
+            value = self.conclusions.get(path)
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    def _combine(self, name: str) -> None:
+        decl = self.unit.schema.outputs.get(name)
+        contributions = sorted(self.emitted.get(name, ()), key=lambda x: x[0])
+        if decl is None:
+            return  # a conclusion nobody writes (score, or one a test sets): keep what is there
+        combine = decl.combine
+        values = [v for _, v, _ in contributions]
+        if combine in ("worst", "best"):
+            if values:
+                rank = {v: i for i, v in enumerate(decl.values)}
+                pick = max if combine == "worst" else min
+                self.conclusions[name] = pick(values, key=lambda v: rank[v])
+        elif combine in ("min", "max"):
+            if values:
+                self.conclusions[name] = min(values) if combine == "min" else max(values)
+        elif combine == "sum":
+            self.conclusions[name] = math.fsum(values) if values else 0.0
+        elif combine == "union":
+            merged: dict[Any, None] = {}
+            for order_value, key in ((v, k) for _, v, k in contributions):
+                for item in order_value if isinstance(order_value, tuple) else (order_value,):
+                    if item not in merged:
+                        merged[item] = None
+                        if name == "reasons":
+                            self.cited[item] = key
+            self.conclusions[name] = list(merged)
+        elif combine == "collect":
+            flat: list[Any] = []
+            for v in values:
+                flat.extend(v if isinstance(v, tuple) else (v,))
+            self.conclusions[name] = flat
+        elif combine == "unique":
+            distinct = list(dict.fromkeys(values))
+            if len(distinct) > 1:
+                raise EvaluationError("unique-conflict", f"{name} has conflicting values from "
+                                      f"{', '.join(k for _, _, k in contributions)}")
+            if distinct:
+                self.conclusions[name] = distinct[0]
+
+    def decision(self, as_of: dt.date, score_trace: list[dict], error: EvaluationError | None) -> dict[str, Any]:
+        unit, c = self.unit, self.conclusions
+        defaults = unit.defaults
+        reasons: list[dict[str, Any]] = []
+        if error is not None:
+            outcome, source = unit.on_error, "error"
+        elif c.get("decision") is not None:
+            outcome, source = c["decision"], "rules"
+        else:
+            outcome, source = defaults.get("decision", "refer"), "default"
+        if error is None:
+            for code in c.get("reasons", []):
+                reasons.append({"code": code, "text": self._reason_text(code), "rule": self.cited.get(code)})
+        if source == "error":
+            reasons.append({"code": "R-ERROR", "text": "The case could not be evaluated; the policy's on_error "
+                            "outcome applies", "rule": None})
+        elif source == "default" and outcome in ("refer", "decline"):
+            reasons.append({"code": "R-DEFAULT", "text": "No rule decided the case; the policy's default applies",
+                            "rule": None})
+        tier = None if error else (c.get("tier") if c.get("tier") is not None else defaults.get("tier"))
+        limit = rate = None
+        if outcome != "decline" and error is None:
+            limit = self._limit()
+            if unit.base_rate is not None:
+                rate = unit.base_rate + float(c.get("rate_add_bps") or 0.0) / 10000.0
+        out: dict[str, Any] = {
+            "outcome": outcome,
+            "tier": tier,
+            "score": _number(c.get("score")),
+            "pd": c.get("pd"),
+            "limit": _number(limit),
+            "rate": rate,
+            "reasons": reasons,
+            "conditions": [] if error else list(c.get("conditions", [])),
+            "alerts": [] if error else list(c.get("alerts", [])),
+            "policy": {"name": unit.name, "version": unit.policy.version if unit.policy else None,
+                       "digest": unit.digest},
+            "rulesets": [{"name": r.name, "version": r.version, "digest": r.digest} for r in unit.rulesets],
+            "scorecard": ({"name": unit.scorecard.name, "version": unit.scorecard.version,
+                           "digest": unit.scorecard.digest} if unit.scorecard else None),
+            "as_of": as_of.isoformat(),
+            "engine": ENGINE_VERSION,
+            "fired": score_trace + [self._trace(a) for a in self.resolved],
+        }
+        extra = {n: c.get(n) for n in unit.schema.outputs if n not in STANDARD_NAMES}
+        if extra:
+            out["outputs"] = {n: _json_value(v) for n, v in extra.items()}
+        if error is not None:
+            out["error"] = {"code": error.code, "message": error.message}
+        return out
+
+    def _limit(self) -> float | None:
+        requested = self.unit.requested(self.facts, self.conclusions) if self.unit.requested else None
+        cap = self.conclusions.get("limit_cap")
+        if cap is None:
+            cap = self.unit.defaults.get("limit_cap")
+        candidates = [v for v in (requested, cap) if v is not None]
+        return min(candidates) if candidates else None
+
+    def _reason_text(self, code: str) -> str:
+        template = self.unit.reason_texts.get(code)
+        return template.render(self._lookup) if template else code
+
+    def _trace(self, a: Activation) -> dict[str, Any]:
+        outputs: dict[str, Any] = {}
+        for emit in a.emits:
+            value = self._value(emit)
+            outputs[emit.output] = list(value) if isinstance(value, tuple) else _json_value(value)
+        because = []
+        for test in a.because:
+            truth = test.truth(self.facts, self.conclusions)
+            if truth is (not test.negated):
+                because.append({"test": test.text,
+                                "values": {label: _json_value(fn(self.facts, self.conclusions))
+                                           for label, fn in test.values}})
+        return {"rule": a.key, "ruleset": a.ruleset, "outputs": outputs, "because": because}
+
+
+STANDARD_NAMES = frozenset({"decision", "tier", "reasons", "limit_cap", "rate_add_bps", "conditions", "alerts"})
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def reject(problems: list[Problem]) -> dict[str, Any]:
+    """The JSON shape of a rejected case (one line of `credo decide`)."""
+    return {"error": {"code": "invalid-case", "message": "the case does not match the fact declarations",
+                      "problems": [{"path": p.path, "code": p.code, "message": p.message} for p in problems]}}
+
+
+__all__ = ["DECISIONS", "CredoError", "EvaluationError", "decide", "format_number", "prepare", "reject", "score"]

@@ -1,0 +1,236 @@
+"""Expressions compiled to Python closures: values and three-valued truth.
+
+This is the plain reference semantics of the language (design section 2). The
+evaluator uses it for derived fields, arithmetic computed before assertion and
+output values; the reference interpreter uses it for whole conditions, so the
+durable_rules network can be checked against it.
+
+`Facts` maps fact name to its fields; `Conclusions` maps conclusion name to value.
+A missing value is None. Numbers are floats (cases are normalised on entry), so
+arithmetic here is IEEE double arithmetic, exactly what numpy does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.syntax import BoolOp, Binary, Call, Compare, Expr, ListLiteral, Literal, Membership, Name, Not, Path, Unary
+
+Facts = Mapping[str, Mapping[str, Any]]
+Conclusions = Mapping[str, Any]
+ValueFn = Callable[[Facts, Conclusions], Any]
+TruthFn = Callable[[Facts, Conclusions], "bool | None"]
+# Enum ordinal lookup for ordered comparisons: given an expression, its enum values or None.
+EnumOrder = Callable[[Expr], "tuple[str, ...] | None"]
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def literal_value(value: Any) -> Any:
+    if isinstance(value, bool) or isinstance(value, (str, dt.date)):
+        return value
+    return float(value)
+
+
+def compile_value(expr: Expr, enum_order: EnumOrder | None = None) -> ValueFn:  # noqa: C901
+    if isinstance(expr, Literal):
+        constant = literal_value(expr.value)
+        return lambda facts, conclusions: constant
+    if isinstance(expr, Path):
+        fact, name = expr.fact, expr.name
+        return lambda facts, conclusions: facts.get(fact, _EMPTY).get(name)
+    if isinstance(expr, Name):
+        conclusion = expr.name
+        return lambda facts, conclusions: conclusions.get(conclusion)
+    if isinstance(expr, Unary):
+        operand = compile_value(expr.operand, enum_order)
+
+        def negate(facts: Facts, conclusions: Conclusions) -> Any:
+            v = operand(facts, conclusions)
+            return None if v is None else -v
+
+        return negate
+    if isinstance(expr, Binary):
+        return _arithmetic(expr.op, compile_value(expr.left, enum_order), compile_value(expr.right, enum_order))
+    if isinstance(expr, Call) and expr.func not in ("present", "missing"):
+        return _function(expr.func, [compile_value(a, enum_order) for a in expr.args])
+    # Conditions used as values (a derived boolean field) are their truth value.
+    return compile_truth(expr, enum_order)
+
+
+def _arithmetic(op: str, left: ValueFn, right: ValueFn) -> ValueFn:
+    def apply(facts: Facts, conclusions: Conclusions) -> Any:
+        a = left(facts, conclusions)
+        if a is None:
+            return None
+        b = right(facts, conclusions)
+        if b is None:
+            return None
+        if op == "+":
+            result = a + b
+        elif op == "-":
+            result = a - b
+        elif op == "*":
+            result = a * b
+        elif b == 0:
+            return None  # x / 0 is null in the language: no value, never an error
+        else:
+            result = a / b
+        return result if math.isfinite(result) else None
+
+    return apply
+
+
+def _function(name: str, args: list[ValueFn]) -> ValueFn:
+    def values(facts: Facts, conclusions: Conclusions) -> list[Any] | None:
+        out = []
+        for arg in args:
+            v = arg(facts, conclusions)
+            if v is None:
+                return None
+            out.append(v)
+        return out
+
+    if name == "min":
+        return lambda f, c: None if (vs := values(f, c)) is None else min(vs)
+    if name == "max":
+        return lambda f, c: None if (vs := values(f, c)) is None else max(vs)
+    if name == "abs":
+        return lambda f, c: None if (vs := values(f, c)) is None else abs(vs[0])
+    if name == "round":
+        return lambda f, c: None if (vs := values(f, c)) is None else round_half_even(vs[0], int(vs[1]) if len(vs) > 1 else 0)
+    if name == "days_between":
+        return lambda f, c: None if (vs := values(f, c)) is None else float((vs[1] - vs[0]).days)
+    raise ValueError(f"unknown function {name}")
+
+
+def round_half_even(x: float, digits: int) -> float:
+    """numpy.round's rule (scale, round half to even, unscale), so both back-ends agree to the bit."""
+    scale = 10.0**digits
+    return float(round(x * scale) / scale) if digits >= 0 else float(round(x / 10.0**-digits) * 10.0**-digits)
+
+
+def compile_truth(expr: Expr, enum_order: EnumOrder | None = None) -> TruthFn:  # noqa: C901
+    if isinstance(expr, BoolOp):
+        items = [compile_truth(i, enum_order) for i in expr.items]
+        return _conjunction(items) if expr.op == "and" else _disjunction(items)
+    if isinstance(expr, Not):
+        operand = compile_truth(expr.operand, enum_order)
+
+        def negate(facts: Facts, conclusions: Conclusions) -> bool | None:
+            v = operand(facts, conclusions)
+            return None if v is None else not v
+
+        return negate
+    if isinstance(expr, Compare):
+        return _comparison(expr, enum_order)
+    if isinstance(expr, Membership):
+        subject = compile_value(expr.left, enum_order)
+        choices = frozenset(literal_value(i.value) for i in expr.right.items)
+        negated = expr.negated
+
+        def member(facts: Facts, conclusions: Conclusions) -> bool | None:
+            v = subject(facts, conclusions)
+            if v is None:
+                return None
+            return (v in choices) != negated
+
+        return member
+    if isinstance(expr, Call) and expr.func in ("present", "missing"):
+        target = compile_value(expr.args[0], enum_order)
+        if expr.func == "present":
+            return lambda facts, conclusions: target(facts, conclusions) is not None
+        return lambda facts, conclusions: target(facts, conclusions) is None
+    if isinstance(expr, Literal) and isinstance(expr.value, bool):
+        constant = expr.value
+        return lambda facts, conclusions: constant
+    # A boolean field or conclusion used as a condition.
+    value = compile_value(expr, enum_order)
+
+    def as_truth(facts: Facts, conclusions: Conclusions) -> bool | None:
+        v = value(facts, conclusions)
+        return v if v is None else bool(v)
+
+    return as_truth
+
+
+def _conjunction(items: list[TruthFn]) -> TruthFn:
+    def conj(facts: Facts, conclusions: Conclusions) -> bool | None:
+        unknown = False
+        for item in items:
+            v = item(facts, conclusions)
+            if v is False:
+                return False
+            if v is None:
+                unknown = True
+        return None if unknown else True
+
+    return conj
+
+
+def _disjunction(items: list[TruthFn]) -> TruthFn:
+    def disj(facts: Facts, conclusions: Conclusions) -> bool | None:
+        unknown = False
+        for item in items:
+            v = item(facts, conclusions)
+            if v is True:
+                return True
+            if v is None:
+                unknown = True
+        return None if unknown else False
+
+    return disj
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _comparison(expr: Compare, enum_order: EnumOrder | None) -> TruthFn:
+    left, right = compile_value(expr.left, enum_order), compile_value(expr.right, enum_order)
+    op = _OPS[expr.op]
+    order = None
+    if expr.op in ("<", "<=", ">", ">=") and enum_order is not None:
+        order = enum_order(expr.left) or enum_order(expr.right)
+    if order is not None:
+        rank = {v: i for i, v in enumerate(order)}
+
+        def ranked(facts: Facts, conclusions: Conclusions) -> bool | None:
+            a, b = left(facts, conclusions), right(facts, conclusions)
+            if a is None or b is None:
+                return None
+            return op(rank[a], rank[b])
+
+        return ranked
+
+    def compare(facts: Facts, conclusions: Conclusions) -> bool | None:
+        a = left(facts, conclusions)
+        if a is None:
+            return None
+        b = right(facts, conclusions)
+        if b is None:
+            return None
+        return op(a, b)
+
+    return compare
+
+
+def leaves(expr: Expr, negated: bool = False) -> list[tuple[Expr, bool]]:
+    """The atomic tests of a condition, each with whether it sits under an odd number of `not`s."""
+    if isinstance(expr, BoolOp):
+        return [leaf for item in expr.items for leaf in leaves(item, negated)]
+    if isinstance(expr, Not):
+        return leaves(expr.operand, not negated)
+    return [(expr, negated)]
+
+
+__all__ = ["ListLiteral", "compile_truth", "compile_value", "leaves"]
