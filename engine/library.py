@@ -27,9 +27,9 @@ def yaml_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
+            files.extend(sorted(p.resolve() for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
         elif path.is_file():
-            files.append(path)
+            files.append(path.resolve())
         else:
             problems.append(Problem("no-such-path", f"{raw}: no such file or folder", SourceSpan(str(raw), 0, 0)))
     return list(dict.fromkeys(files)), problems
@@ -53,8 +53,9 @@ def read_files(paths: Iterable[str | Path]) -> tuple[list[AnyDocument], list[Pro
 
 
 def _display(file: Path) -> str:
+    """Paths as the user can open them: relative to the working folder where possible."""
     try:
-        return str(file.resolve().relative_to(Path.cwd()))
+        return str(file.relative_to(Path.cwd()))
     except ValueError:
         return str(file)
 

@@ -83,7 +83,7 @@ class Planner:
             return self._compare(expr.op if not negated else NEGATE[expr.op], expr.left, expr.right, stratum)
         if isinstance(expr, Membership):
             inside = expr.negated == negated
-            items = [Compare("==" if inside else "!=", i.span, expr.left, i) for i in expr.right.items]
+            items = [Compare(i.span, "==" if inside else "!=", expr.left, i) for i in expr.right.items]
             if inside:
                 return [branch for item in items for branch in self._leaf(item, False, stratum)]
             return self._leaf(BoolOp(expr.span, "and", tuple(items)), False, stratum)
