@@ -29,12 +29,22 @@ class CaseValidator:
         self.facts: dict[str, dict[str, FieldDecl]] = {}
         for (fact, name), decl in fields.items():
             self.facts.setdefault(fact, {})[name] = decl
-        self.required = {fact: [d for d in decls.values() if not d.optional and d.derived is None]
-                         for fact, decls in self.facts.items()}
+        self.required = {
+            fact: [d for d in decls.values() if not d.optional and d.derived is None]
+            for fact, decls in self.facts.items()
+        }
         # Conclusions a test may set directly (design: a ruleset test's given may set what the ruleset reads).
         self.conclusions = conclusions
+        # The common case (a valid value) takes one specialised check per field; the general `convert` only
+        # runs to explain a problem.
+        self.fast = {
+            fact: {name: _fast_check(d) for name, d in decls.items() if d.derived is None}
+            for fact, decls in self.facts.items()
+        }
 
-    def validate(self, case: object, allow_conclusions: bool = False) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    def validate(
+        self, case: object, allow_conclusions: bool = False
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         """Returns (facts, given conclusions); raises CredoError listing every problem by JSON path."""
         problems: list[Problem] = []
         facts: dict[str, dict[str, Any]] = {fact: {} for fact in self.facts}
@@ -51,8 +61,9 @@ class CaseValidator:
                     if body is not None:
                         given[key] = body if isinstance(body, (str, bool, list)) else _number(body)
                     continue
-                problems.append(_problem("unknown-fact", path, f"'{key}' is not a declared fact",
-                                         did_you_mean(key, self.facts)))
+                problems.append(
+                    _problem("unknown-fact", path, f"'{key}' is not a declared fact", did_you_mean(key, self.facts))
+                )
                 continue
             if body is None:
                 continue
@@ -61,22 +72,34 @@ class CaseValidator:
                 continue
             self._fields(key, body, facts[key], problems)
         for fact, required in self.required.items():
+            present = facts[fact]
             for decl in required:
-                if decl.name not in facts[fact] and not any(p.path == f"$.{fact}.{decl.name}" for p in problems):
-                    problems.append(_problem("missing-field", f"$.{fact}.{decl.name}",
-                                             f"{fact}.{decl.name} is required"))
+                if decl.name not in present and not any(p.path == f"$.{fact}.{decl.name}" for p in problems):
+                    problems.append(
+                        _problem("missing-field", f"$.{fact}.{decl.name}", f"{fact}.{decl.name} is required")
+                    )
         if problems:
             raise CredoError(problems)
         return facts, given
 
     def _fields(self, fact: str, body: Mapping[str, Any], out: dict[str, Any], problems: list[Problem]) -> None:
         decls = self.facts[fact]
+        fast = self.fast[fact]
         for name, value in body.items():
+            check = fast.get(name)
+            if check is not None:
+                if value is None:
+                    continue
+                converted = check(value)
+                if converted is not _SLOW:
+                    out[name] = converted
+                    continue
             path = f"$.{fact}.{name}"
             decl = decls.get(name)
             if decl is None:
-                problems.append(_problem("unknown-field", path, f"'{fact}.{name}' is not declared",
-                                         did_you_mean(str(name), decls)))
+                problems.append(
+                    _problem("unknown-field", path, f"'{fact}.{name}' is not declared", did_you_mean(str(name), decls))
+                )
                 continue
             if decl.derived is not None:
                 problems.append(_problem("derived-field", path, f"{fact}.{name} is derived; a case may not supply it"))
@@ -88,6 +111,35 @@ class CaseValidator:
                 problems.append(_problem(converted.code, path, converted.message, converted.hint))
             else:
                 out[name] = converted
+
+
+_SLOW = object()
+
+
+def _fast_check(decl: FieldDecl) -> Any:
+    """A check that returns the normalised value when it is plainly valid, else _SLOW."""
+    if decl.type in ("number", "integer"):
+        low = -math.inf if decl.minimum is None else decl.minimum
+        high = math.inf if decl.maximum is None else decl.maximum
+        whole = decl.type == "integer"
+
+        def number(value: object) -> object:
+            kind = type(value)
+            if kind is float or kind is int:
+                v = float(value)  # type: ignore[arg-type]
+                if low <= v <= high and (not whole or v.is_integer()) and v - v == 0.0:
+                    return v
+            return _SLOW
+
+        return number
+    if decl.type == "enum":
+        values = frozenset(decl.values)
+        return lambda value: value if type(value) is str and value in values else _SLOW
+    if decl.type == "boolean":
+        return lambda value: value if type(value) is bool else _SLOW
+    if decl.type == "string":
+        return lambda value: value if type(value) is str and len(value) <= MAX_TEXT else _SLOW
+    return lambda value: _SLOW  # dates: the general path parses them
 
 
 def _number(value: object) -> object:
@@ -119,8 +171,9 @@ def convert(decl: FieldDecl, value: object) -> object:
     if len(value) > MAX_TEXT:
         return Problem("too-long", f"{decl.dotted} is longer than {MAX_TEXT} characters")
     if kind == "enum" and value not in decl.values:
-        return Problem("enum-value", f"{decl.dotted} must be one of {', '.join(decl.values)}",
-                       did_you_mean(value, decl.values))
+        return Problem(
+            "enum-value", f"{decl.dotted} must be one of {', '.join(decl.values)}", did_you_mean(value, decl.values)
+        )
     if kind == "date":
         try:
             if not DATE_RE.match(value):

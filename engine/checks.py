@@ -24,11 +24,18 @@ def check_text(text: str, span: SourceSpan, schema: Schema) -> list[Problem]:
             fact, name = path.split(".", 1)
             if (fact, name) not in schema.fields:
                 known = [d.dotted for d in schema.fields.values()]
-                problems.append(Problem("unknown-field", f"text refers to unknown field '{path}'", span,
-                                        did_you_mean(path, known)))
+                problems.append(
+                    Problem("unknown-field", f"text refers to unknown field '{path}'", span, did_you_mean(path, known))
+                )
         elif schema.conclusion(path) is None:
-            problems.append(Problem("unknown-conclusion", f"text refers to unknown conclusion '{path}'", span,
-                                    did_you_mean(path, list(schema.outputs) + list(SCORE_OUTPUTS))))
+            problems.append(
+                Problem(
+                    "unknown-conclusion",
+                    f"text refers to unknown conclusion '{path}'",
+                    span,
+                    did_you_mean(path, list(schema.outputs) + list(SCORE_OUTPUTS)),
+                )
+            )
     return problems
 
 
@@ -38,11 +45,22 @@ def check_assignments(then: Iterable[Assignment], schema: Schema, where: str) ->
         decl = schema.outputs.get(a.output)
         if decl is None:
             if a.output in SCORE_OUTPUTS:
-                problems.append(Problem("read-only-conclusion", f"'{a.output}' is written by the scorecard; rules may "
-                                        "only read it", a.span))
+                problems.append(
+                    Problem(
+                        "read-only-conclusion",
+                        f"'{a.output}' is written by the scorecard; rules may only read it",
+                        a.span,
+                    )
+                )
             else:
-                problems.append(Problem("unknown-output", f"{where} writes unknown output '{a.output}'", a.span,
-                                        did_you_mean(a.output, schema.outputs) or "declare it under the policy's outputs"))
+                problems.append(
+                    Problem(
+                        "unknown-output",
+                        f"{where} writes unknown output '{a.output}'",
+                        a.span,
+                        did_you_mean(a.output, schema.outputs) or "declare it under the policy's outputs",
+                    )
+                )
             continue
         value = a.value
         if decl.type == "number":
@@ -57,15 +75,22 @@ def check_assignments(then: Iterable[Assignment], schema: Schema, where: str) ->
                 found = checker.infer(value)
                 problems.extend(checker.problems)
                 if found is not None and found != NUMBER:
-                    problems.append(Problem("type-mismatch", f"{a.output} needs a number, but this is a {found}",
-                                            value.span))
+                    problems.append(
+                        Problem("type-mismatch", f"{a.output} needs a number, but this is a {found}", value.span)
+                    )
             else:
                 problems.append(Problem("type-mismatch", f"{a.output} needs a single number", a.span))
         elif decl.type == "enum":
             if not isinstance(value, str) or value not in decl.values:
                 shown = value if isinstance(value, str) else "a list"
-                problems.append(Problem("enum-value", f"'{shown}' is not a value of {a.output}", a.span,
-                                        did_you_mean(str(shown), decl.values) or f"one of {', '.join(decl.values)}"))
+                problems.append(
+                    Problem(
+                        "enum-value",
+                        f"'{shown}' is not a value of {a.output}",
+                        a.span,
+                        did_you_mean(str(shown), decl.values) or f"one of {', '.join(decl.values)}",
+                    )
+                )
         elif decl.type == "string":
             if not isinstance(value, str):
                 problems.append(Problem("type-mismatch", f"{a.output} needs a single text", a.span))
@@ -76,8 +101,14 @@ def check_assignments(then: Iterable[Assignment], schema: Schema, where: str) ->
                 continue
             for code in codes:
                 if code not in schema.reasons:
-                    problems.append(Problem("unknown-reason", f"unknown reason code '{code}'", a.span,
-                                            did_you_mean(code, schema.reasons) or "declare it under reasons:"))
+                    problems.append(
+                        Problem(
+                            "unknown-reason",
+                            f"unknown reason code '{code}'",
+                            a.span,
+                            did_you_mean(code, schema.reasons) or "declare it under reasons:",
+                        )
+                    )
         elif decl.type == "strings":
             texts = (value,) if isinstance(value, str) else value
             if not isinstance(texts, tuple) or not all(isinstance(t, str) for t in texts):
@@ -98,8 +129,14 @@ def adverse_without_reason(then: Iterable[Assignment], span: SourceSpan, where: 
     outputs = {a.output: a.value for a in then}
     decision = outputs.get("decision")
     if decision in ("decline", "refer") and not outputs.get("reasons"):
-        return [Problem("missing-reason", f"{where} gives decision {decision} without a reason code", span,
-                        "add reasons: [CODE] so the borrower and the auditor learn why")]
+        return [
+            Problem(
+                "missing-reason",
+                f"{where} gives decision {decision} without a reason code",
+                span,
+                "add reasons: [CODE] so the borrower and the auditor learn why",
+            )
+        ]
     return []
 
 
@@ -109,8 +146,14 @@ def present_on_required(expr: Expr, schema: Schema) -> list[Problem]:
         if isinstance(node, Call) and node.func == "present" and isinstance(node.args[0], Path):
             decl = schema.fields.get((node.args[0].fact, node.args[0].name))
             if decl is not None and not decl.optional and decl.derived is None:
-                problems.append(Problem("present-required", f"{node.args[0].dotted} is required, so present() is "
-                                        "always true", node.span, severity="warning"))
+                problems.append(
+                    Problem(
+                        "present-required",
+                        f"{node.args[0].dotted} is required, so present() is always true",
+                        node.span,
+                        severity="warning",
+                    )
+                )
     return problems
 
 
@@ -133,15 +176,22 @@ def check_table_types(table: Table, schema: Schema) -> list[Problem]:
     problems: list[Problem] = []
     for output in table.outputs:
         if output not in schema.outputs:
-            problems.append(Problem("unknown-output", f"table {table.id} writes unknown output '{output}'", table.span,
-                                    did_you_mean(output, schema.outputs)))
+            problems.append(
+                Problem(
+                    "unknown-output",
+                    f"table {table.id} writes unknown output '{output}'",
+                    table.span,
+                    did_you_mean(output, schema.outputs),
+                )
+            )
     input_problems = len(checker.problems)
     for row in table.rows:
         for test in row.tests:
             if test is not None and not input_problems:
                 checker.condition(test)
-        problems += check_assignments([a for a in row.then if a.output in schema.outputs], schema,
-                                      f"row {row.number} of {table.id}")
+        problems += check_assignments(
+            [a for a in row.then if a.output in schema.outputs], schema, f"row {row.number} of {table.id}"
+        )
         problems += adverse_without_reason(row.then, row.span, f"row {row.number} of {table.id}")
     return checker.problems + problems
 
@@ -160,8 +210,14 @@ def duplicate_ids(rulesets: Iterable[Ruleset]) -> list[Problem]:
         for item in [*ruleset.rules, *ruleset.tables]:
             first = seen.get(item.id)
             if first is not None:
-                problems.append(Problem("duplicate-id", f"id '{item.id}' is already used in {first[0]} at {first[1]}",
-                                        item.span, "ids are unique, stable and never reused"))
+                problems.append(
+                    Problem(
+                        "duplicate-id",
+                        f"id '{item.id}' is already used in {first[0]} at {first[1]}",
+                        item.span,
+                        "ids are unique, stable and never reused",
+                    )
+                )
             else:
                 seen[item.id] = (ruleset.name, item.span)
     return problems

@@ -35,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def rules_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--rules", action="append", metavar="DIR",
-                       help="a folder of YAML documents to load (repeatable; default: rulesets/ and policies/)")
+        p.add_argument(
+            "--rules",
+            action="append",
+            metavar="DIR",
+            help="a folder of YAML documents to load (repeatable; default: rulesets/ and policies/)",
+        )
 
     p = sub.add_parser("validate", help="check documents and report every problem")
     p.add_argument("paths", nargs="*", metavar="PATH")
@@ -54,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True)
     p.add_argument("case", metavar="CASE", help="a .json file with one case, a .jsonl file, or - for standard input")
     p.add_argument("--as-of", type=_date, help="the business date (default: today)")
-    p.add_argument("--engine", choices=("rete", "reference"), default="rete",
-                   help="rete: the durable_rules network (default); reference: the plain interpreter")
+    p.add_argument(
+        "--engine",
+        choices=("rete", "reference"),
+        default="rete",
+        help="rete: the durable_rules network (default); reference: the plain interpreter",
+    )
     rules_option(p)
     return parser
 
@@ -103,8 +111,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         if result.status == "failed":
             print(result.format())
     if args.coverage:
-        total = sum(len(library.compile_ruleset(d).activations) for d in (chosen or library.documents)
-                    if isinstance(d, Ruleset))
+        total = sum(
+            len(library.compile_ruleset(d).activations) for d in (chosen or library.documents) if isinstance(d, Ruleset)
+        )
         for ruleset, key, span in report.uncovered:
             print(f"{span}: not covered: {ruleset}: {key}")
         covered = total - len(report.uncovered)
@@ -147,8 +156,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
         cases = _read_cases(args.case)
         for case in cases:
             if isinstance(case, CredoError):
-                line: dict[str, Any] = {"error": {"code": "bad-json", "message": case.problems[0].message,
-                                                  "problems": []}}
+                line: dict[str, Any] = {
+                    "error": {"code": "bad-json", "message": case.problems[0].message, "problems": []}
+                }
                 rejected = True
             else:
                 try:
@@ -179,4 +189,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

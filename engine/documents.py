@@ -44,9 +44,23 @@ from engine.syntax import Expr, Literal, Path
 KIND_KEYS: dict[str, tuple[set[str], set[str]]] = {
     "ruleset": (
         {"ruleset"},
-        {"kind", "description", "effective_from", "effective_to", "facts", "derive", "reasons", "rules", "tables", "tests"},
+        {
+            "kind",
+            "description",
+            "effective_from",
+            "effective_to",
+            "facts",
+            "derive",
+            "reasons",
+            "rules",
+            "tables",
+            "tests",
+        },
     ),
-    "scorecard": ({"scorecard", "scaling", "characteristics"}, {"description", "facts", "effective_from", "effective_to"}),
+    "scorecard": (
+        {"scorecard", "scaling", "characteristics"},
+        {"description", "facts", "effective_from", "effective_to"},
+    ),
     "policy": (
         {"policy", "rulesets"},
         {
@@ -222,7 +236,11 @@ def read_document(reader: Reader, root: YNode, text: str, file: str, version: in
     reader.keys(top, required, optional, kind)
     name = reader.text(top.items.get(kind), f"the {kind} name")
     if name is not None and not NAME_RE.match(name):
-        reader.fail("bad-name", f"'{name}' is not a valid name: use lower-case letters, digits, '-' and '_'", top.items[kind].span)
+        reader.fail(
+            "bad-name",
+            f"'{name}' is not a valid name: use lower-case letters, digits, '-' and '_'",
+            top.items[kind].span,
+        )
     common = dict(
         name=name or "",
         file=file,
@@ -275,7 +293,11 @@ def read_field(reader: Reader, fact: str, name: str, spec: YNode, span: SourceSp
         if type_name is None:
             return None
         if type_name not in FIELD_TYPES or type_name == "enum":
-            hint = "enum needs {type: enum, values: [...]}" if type_name == "enum" else did_you_mean(type_name, FIELD_TYPES)
+            hint = (
+                "enum needs {type: enum, values: [...]}"
+                if type_name == "enum"
+                else did_you_mean(type_name, FIELD_TYPES)
+            )
             reader.fail("unknown-type", f"unknown type '{type_name}' for {fact}.{name}", spec.span, hint)
             return None
         return FieldDecl(fact, name, type_name, span, document=document)
@@ -287,8 +309,12 @@ def read_field(reader: Reader, fact: str, name: str, spec: YNode, span: SourceSp
     if type_name is None:
         return None
     if type_name not in FIELD_TYPES:
-        reader.fail("unknown-type", f"unknown type '{type_name}' for {fact}.{name}", body.items["type"].span,
-                    did_you_mean(type_name, FIELD_TYPES))
+        reader.fail(
+            "unknown-type",
+            f"unknown type '{type_name}' for {fact}.{name}",
+            body.items["type"].span,
+            did_you_mean(type_name, FIELD_TYPES),
+        )
         return None
     values: tuple[str, ...] = ()
     if type_name == "enum":
@@ -365,7 +391,9 @@ def read_then(reader: Reader, node: YNode | None, where: str) -> tuple[Assignmen
     body = reader.mapping(node, f"then of {where}")
     if body is None:
         return ()
-    return tuple(a for out, value in body.items.items() if (a := read_assignment(reader, out, value, body.key_spans[out])))
+    return tuple(
+        a for out, value in body.items.items() if (a := read_assignment(reader, out, value, body.key_spans[out]))
+    )
 
 
 def read_assignment(reader: Reader, output: str, node: YNode, span: SourceSpan) -> Assignment | None:
@@ -384,8 +412,12 @@ def read_assignment(reader: Reader, output: str, node: YNode, span: SourceSpan) 
             severity = reader.text(body.items.get("severity"), "alert severity")
             message = reader.text(body.items.get("message"), "alert message")
             if severity is not None and severity not in SEVERITIES:
-                reader.fail("bad-value", f"severity must be one of {', '.join(SEVERITIES)}", body.items["severity"].span,
-                            did_you_mean(severity, SEVERITIES))
+                reader.fail(
+                    "bad-value",
+                    f"severity must be one of {', '.join(SEVERITIES)}",
+                    body.items["severity"].span,
+                    did_you_mean(severity, SEVERITIES),
+                )
             if code and severity in SEVERITIES and message is not None:
                 alerts.append(AlertSpec(code, severity, message, body.span))
         return Assignment(output, tuple(alerts), span)
@@ -424,8 +456,14 @@ def read_rules(reader: Reader, node: YNode | None) -> tuple[Rule, ...]:
         salience = reader.number(body.items.get("salience"), "salience") if "salience" in body.items else 0
         if rule_id and when is not None:
             rules.append(
-                Rule(rule_id, when, then, body.span, reader.text(body.items.get("description"), "description") or "",
-                     int(salience or 0))
+                Rule(
+                    rule_id,
+                    when,
+                    then,
+                    body.span,
+                    reader.text(body.items.get("description"), "description") or "",
+                    int(salience or 0),
+                )
             )
     return tuple(rules)
 
@@ -443,8 +481,12 @@ def read_tables(reader: Reader, node: YNode | None) -> tuple[Table, ...]:
         table_id = reader.text(body.items.get("id"), "table id", allow_numbers=True)
         hit = reader.text(body.items.get("hit"), "hit policy")
         if hit is not None and hit not in HIT_POLICIES:
-            reader.fail("bad-value", f"hit policy must be first, unique or collect, not '{hit}'", body.items["hit"].span,
-                        did_you_mean(hit, HIT_POLICIES))
+            reader.fail(
+                "bad-value",
+                f"hit policy must be first, unique or collect, not '{hit}'",
+                body.items["hit"].span,
+                did_you_mean(hit, HIT_POLICIES),
+            )
         inputs_seq = reader.sequence(body.items.get("inputs"), "table inputs")
         inputs = tuple(e for n in (inputs_seq.items if inputs_seq else ()) if (e := reader.expression(n, "an input")))
         outputs_seq = reader.sequence(body.items.get("outputs"), "table outputs")
@@ -453,12 +495,23 @@ def read_tables(reader: Reader, node: YNode | None) -> tuple[Table, ...]:
             continue
         rows = read_rows(reader, body.items.get("rows"), inputs, outputs)
         if table_id and hit in HIT_POLICIES and outputs:
-            tables.append(Table(table_id, hit, inputs, outputs, rows, body.span,
-                                reader.text(body.items.get("description"), "description") or ""))
+            tables.append(
+                Table(
+                    table_id,
+                    hit,
+                    inputs,
+                    outputs,
+                    rows,
+                    body.span,
+                    reader.text(body.items.get("description"), "description") or "",
+                )
+            )
     return tuple(tables)
 
 
-def read_rows(reader: Reader, node: YNode | None, inputs: tuple[Expr, ...], outputs: tuple[str, ...]) -> tuple[TableRow, ...]:
+def read_rows(
+    reader: Reader, node: YNode | None, inputs: tuple[Expr, ...], outputs: tuple[str, ...]
+) -> tuple[TableRow, ...]:
     seq = reader.sequence(node, "rows")
     if seq is None:
         return ()
@@ -469,8 +522,12 @@ def read_rows(reader: Reader, node: YNode | None, inputs: tuple[Expr, ...], outp
         if row is None:
             continue
         if len(row.items) != width:
-            reader.fail("row-width", f"row {number} has {len(row.items)} cells; the table has {len(inputs)} inputs and "
-                        f"{len(outputs)} outputs", row.span)
+            reader.fail(
+                "row-width",
+                f"row {number} has {len(row.items)} cells; the table has {len(inputs)} inputs and "
+                f"{len(outputs)} outputs",
+                row.span,
+            )
             continue
         tests, texts, spans, ok = [], [], [], True
         for subject, cell in zip(inputs, row.items[: len(inputs)], strict=True):
@@ -480,7 +537,7 @@ def read_rows(reader: Reader, node: YNode | None, inputs: tuple[Expr, ...], outp
             spans.append(cell.span)
             ok = ok and good
         then = []
-        for output, cell in zip(outputs, row.items[len(inputs):], strict=True):
+        for output, cell in zip(outputs, row.items[len(inputs) :], strict=True):
             if isinstance(cell, YScalar) and cell.value is not None and (cell.source == "-" and cell.style is None):
                 continue  # no contribution to this output from this row
             assignment = read_assignment(reader, output, cell, cell.span)
@@ -514,7 +571,9 @@ def read_ruleset(reader: Reader, top: YMap, common: dict) -> Ruleset:
         reader.fail("missing-key", "a ruleset needs 'rules' or 'tables'", top.span)
     kind = reader.text(top.items.get("kind"), "kind") or ""
     if kind and kind not in RULESET_KINDS:
-        reader.fail("bad-value", f"unknown ruleset kind '{kind}'", top.items["kind"].span, did_you_mean(kind, RULESET_KINDS))
+        reader.fail(
+            "bad-value", f"unknown ruleset kind '{kind}'", top.items["kind"].span, did_you_mean(kind, RULESET_KINDS)
+        )
     return Ruleset(
         **common,
         kind=kind,
@@ -554,8 +613,12 @@ def read_scorecard(reader: Reader, top: YMap, common: dict) -> Scorecard:
         bins = read_bins(reader, char.items.get("bins"), subject)
         if subject is not None and bins:
             characteristics.append(Characteristic(subject, bins, char.span))
-    return Scorecard(**common, scaling=scaling, characteristics=tuple(characteristics),
-                     facts=read_facts(reader, top.items.get("facts"), common["name"]))
+    return Scorecard(
+        **common,
+        scaling=scaling,
+        characteristics=tuple(characteristics),
+        facts=read_facts(reader, top.items.get("facts"), common["name"]),
+    )
 
 
 def read_bins(reader: Reader, node: YNode | None, subject: Path | None) -> tuple[Bin, ...]:
@@ -577,7 +640,9 @@ def read_bins(reader: Reader, node: YNode | None, subject: Path | None) -> tuple
             test, text, ok = reader.cell(body.items["when"], subject, "a bin")
             if not ok or test is None:
                 if ok:
-                    reader.fail("wrong-shape", "use 'else: true' for a bin that takes any value", body.items["when"].span)
+                    reader.fail(
+                        "wrong-shape", "use 'else: true' for a bin that takes any value", body.items["when"].span
+                    )
                 continue
         elif kinds[0] != "when" and reader.boolean(body.items[kinds[0]], kinds[0]) is not True:
             reader.fail("bad-value", f"'{kinds[0]}' must be true", body.items[kinds[0]].span)
@@ -611,7 +676,7 @@ def read_policy(reader: Reader, top: YMap, common: dict) -> Policy:
     outputs = read_output_decls(reader, top.items.get("outputs"))
     defaults = []
     body = reader.mapping(top.items.get("defaults"), "defaults")
-    for name, value in (body.items.items() if body else ()):
+    for name, value in body.items.items() if body else ():
         plain = to_plain(value)
         if isinstance(plain, (dict, list)) and name not in ("reasons", "conditions"):
             reader.fail("wrong-shape", f"the default of {name} must be a single value", value.span)
@@ -619,8 +684,12 @@ def read_policy(reader: Reader, top: YMap, common: dict) -> Policy:
         defaults.append((name, plain, body.key_spans[name]))  # type: ignore[union-attr]
     on_error = reader.text(top.items.get("on_error"), "on_error") or "refer"
     if on_error not in DECISIONS:
-        reader.fail("bad-value", f"on_error must be one of {', '.join(DECISIONS)}", top.items["on_error"].span,
-                    did_you_mean(on_error, DECISIONS))
+        reader.fail(
+            "bad-value",
+            f"on_error must be one of {', '.join(DECISIONS)}",
+            top.items["on_error"].span,
+            did_you_mean(on_error, DECISIONS),
+        )
     base_rate = None
     pricing = reader.mapping(top.items.get("pricing"), "pricing")
     if pricing is not None:
@@ -648,7 +717,7 @@ def read_policy(reader: Reader, top: YMap, common: dict) -> Policy:
 def read_output_decls(reader: Reader, node: YNode | None) -> tuple[OutputDecl, ...]:
     body = reader.mapping(node, "outputs")
     out = []
-    for name, spec_node in (body.items.items() if body else ()):
+    for name, spec_node in body.items.items() if body else ():
         span = body.key_spans[name]  # type: ignore[union-attr]
         if not IDENT_RE.match(name):
             reader.fail("bad-name", f"'{name}' is not a valid output name", span)
@@ -662,18 +731,29 @@ def read_output_decls(reader: Reader, node: YNode | None) -> tuple[OutputDecl, .
         if type_name is None or combine is None:
             continue
         if type_name not in COMBINES_BY_TYPE or type_name in ("reasons", "alerts"):
-            reader.fail("unknown-type", f"an output's type is number, string, strings or enum, not '{type_name}'",
-                        spec.items["type"].span, did_you_mean(type_name, ("number", "string", "strings", "enum")))
+            reader.fail(
+                "unknown-type",
+                f"an output's type is number, string, strings or enum, not '{type_name}'",
+                spec.items["type"].span,
+                did_you_mean(type_name, ("number", "string", "strings", "enum")),
+            )
             continue
         if combine not in COMBINES_BY_TYPE[type_name]:
-            reader.fail("bad-combine", f"combine '{combine}' does not apply to {type_name} outputs", spec.items["combine"].span,
-                        f"use one of {', '.join(COMBINES_BY_TYPE[type_name])}" if combine in COMBINES else
-                        did_you_mean(combine, COMBINES))
+            reader.fail(
+                "bad-combine",
+                f"combine '{combine}' does not apply to {type_name} outputs",
+                spec.items["combine"].span,
+                f"use one of {', '.join(COMBINES_BY_TYPE[type_name])}"
+                if combine in COMBINES
+                else did_you_mean(combine, COMBINES),
+            )
             continue
         values: tuple[str, ...] = ()
         if type_name == "enum":
             seq = reader.sequence(spec.items.get("values"), "values")
-            values = tuple(t for v in (seq.items if seq else ()) if (t := reader.text(v, "a value", allow_numbers=True)))
+            values = tuple(
+                t for v in (seq.items if seq else ()) if (t := reader.text(v, "a value", allow_numbers=True))
+            )
             if not values:
                 reader.fail("missing-key", f"enum output {name} needs 'values' (in order, best first)", spec.span)
         out.append(OutputDecl(name, type_name, combine, span, values))

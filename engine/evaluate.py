@@ -70,15 +70,25 @@ def score(unit: CompiledPolicy, facts: Mapping[str, Mapping[str, Any]]) -> tuple
         total += points
         if chosen is not None and chosen.reason and char.best - points > 0:
             losses.append((char.best - points, index, chosen.reason))
-        trace.append({
-            "rule": f"{unit.scorecard.name}/{char.field}",
-            "ruleset": unit.scorecard.name,
-            "outputs": {"points": _number(points)},
-            "because": [{"test": f"{char.field} {chosen.text}" if chosen and chosen.truth else
-                         (f"missing({char.field})" if chosen and chosen.missing else
-                          ("else" if chosen else "unbinned")),
-                         "values": {char.field: _json_value(value)}}],
-        })
+        trace.append(
+            {
+                "rule": f"{unit.scorecard.name}/{char.field}",
+                "ruleset": unit.scorecard.name,
+                "outputs": {"points": _number(points)},
+                "because": [
+                    {
+                        "test": f"{char.field} {chosen.text}"
+                        if chosen and chosen.truth
+                        else (
+                            f"missing({char.field})"
+                            if chosen and chosen.missing
+                            else ("else" if chosen else "unbinned")
+                        ),
+                        "values": {char.field: _json_value(value)},
+                    }
+                ],
+            }
+        )
     odds = scaling.base_odds * 2.0 ** ((total - scaling.base_points) / scaling.pdo)
     pd = 1.0 / (1.0 + odds)
     losses.sort(key=lambda x: (-x[0], x[1]))
@@ -171,7 +181,7 @@ def evaluate(
     except EvaluationError as failure:
         error = failure
     decision = state.decision(as_of, score_trace, error)
-    return Evaluation(decision, state.conclusions, [a.key for a in state.resolved])
+    return Evaluation(decision, state.conclusions, [a.key for a, _ in state.resolved])
 
 
 class _State:
@@ -182,7 +192,7 @@ class _State:
         self.facts = facts
         self.conclusions = conclusions
         self.fired: set[str] = set()
-        self.resolved: list[Activation] = []
+        self.resolved: list[tuple[Activation, dict[str, Any]]] = []
         self.emitted: dict[str, list[tuple[int, Any, str]]] = {}
         self.cited: dict[str, str] = {}
 
@@ -216,18 +226,21 @@ class _State:
                 other = uniques.get(a.table)  # type: ignore[arg-type]
                 if other is not None:
                     rows = sorted((other.row, a.row))
-                    raise EvaluationError("unique-conflict", f"unique table {a.table} matched rows {rows[0]} and "
-                                          f"{rows[1]}")
+                    raise EvaluationError(
+                        "unique-conflict", f"unique table {a.table} matched rows {rows[0]} and {rows[1]}"
+                    )
                 uniques[a.table] = a  # type: ignore[index]
             chosen.append(a)
         chosen.extend(firsts.values())
         chosen.sort(key=lambda a: a.order)
+        emitted = self.emitted
         for a in chosen:
-            self.resolved.append(a)
+            values: dict[str, Any] = {}
             for emit in a.emits:
-                value = self._value(emit)
+                value = values[emit.output] = self._value(emit)
                 if value is not None:
-                    self.emitted.setdefault(emit.output, []).append((a.order, value, a.key))
+                    emitted.setdefault(emit.output, []).append((a.order, value, a.key))
+            self.resolved.append((a, values))
 
     def _value(self, emit: Any) -> Any:
         if emit.number is not None:
@@ -280,8 +293,9 @@ class _State:
         elif combine == "unique":
             distinct = list(dict.fromkeys(values))
             if len(distinct) > 1:
-                raise EvaluationError("unique-conflict", f"{name} has conflicting values from "
-                                      f"{', '.join(k for _, _, k in contributions)}")
+                raise EvaluationError(
+                    "unique-conflict", f"{name} has conflicting values from {', '.join(k for _, _, k in contributions)}"
+                )
             if distinct:
                 self.conclusions[name] = distinct[0]
 
@@ -299,11 +313,17 @@ class _State:
             for code in c.get("reasons", []):
                 reasons.append({"code": code, "text": self._reason_text(code), "rule": self.cited.get(code)})
         if source == "error":
-            reasons.append({"code": "R-ERROR", "text": "The case could not be evaluated; the policy's on_error "
-                            "outcome applies", "rule": None})
+            reasons.append(
+                {
+                    "code": "R-ERROR",
+                    "text": "The case could not be evaluated; the policy's on_error outcome applies",
+                    "rule": None,
+                }
+            )
         elif source == "default" and outcome in ("refer", "decline"):
-            reasons.append({"code": "R-DEFAULT", "text": "No rule decided the case; the policy's default applies",
-                            "rule": None})
+            reasons.append(
+                {"code": "R-DEFAULT", "text": "No rule decided the case; the policy's default applies", "rule": None}
+            )
         tier = None if error else (c.get("tier") if c.get("tier") is not None else defaults.get("tier"))
         limit = rate = None
         if outcome != "decline" and error is None:
@@ -320,14 +340,20 @@ class _State:
             "reasons": reasons,
             "conditions": [] if error else list(c.get("conditions", [])),
             "alerts": [] if error else list(c.get("alerts", [])),
-            "policy": {"name": unit.name, "version": unit.policy.version if unit.policy else None,
-                       "digest": unit.digest},
+            "policy": {
+                "name": unit.name,
+                "version": unit.policy.version if unit.policy else None,
+                "digest": unit.digest,
+            },
             "rulesets": [{"name": r.name, "version": r.version, "digest": r.digest} for r in unit.rulesets],
-            "scorecard": ({"name": unit.scorecard.name, "version": unit.scorecard.version,
-                           "digest": unit.scorecard.digest} if unit.scorecard else None),
+            "scorecard": (
+                {"name": unit.scorecard.name, "version": unit.scorecard.version, "digest": unit.scorecard.digest}
+                if unit.scorecard
+                else None
+            ),
             "as_of": as_of.isoformat(),
             "engine": ENGINE_VERSION,
-            "fired": score_trace + [self._trace(a) for a in self.resolved],
+            "fired": score_trace + [self._trace(a, values) for a, values in self.resolved],
         }
         extra = {n: c.get(n) for n in unit.schema.outputs if n not in STANDARD_NAMES}
         if extra:
@@ -348,18 +374,18 @@ class _State:
         template = self.unit.reason_texts.get(code)
         return template.render(self._lookup) if template else code
 
-    def _trace(self, a: Activation) -> dict[str, Any]:
-        outputs: dict[str, Any] = {}
-        for emit in a.emits:
-            value = self._value(emit)
-            outputs[emit.output] = list(value) if isinstance(value, tuple) else _json_value(value)
+    def _trace(self, a: Activation, values: dict[str, Any]) -> dict[str, Any]:
+        facts, conclusions = self.facts, self.conclusions
         because = []
         for test in a.because:
-            truth = test.truth(self.facts, self.conclusions)
-            if truth is (not test.negated):
-                because.append({"test": test.text,
-                                "values": {label: _json_value(fn(self.facts, self.conclusions))
-                                           for label, fn in test.values}})
+            if test.truth(facts, conclusions) is (not test.negated):
+                because.append(
+                    {
+                        "test": test.text,
+                        "values": {label: _json_value(fn(facts, conclusions)) for label, fn in test.values},
+                    }
+                )
+        outputs = {name: _json_value(value) for name, value in values.items()}
         return {"rule": a.key, "ruleset": a.ruleset, "outputs": outputs, "because": because}
 
 
@@ -367,25 +393,34 @@ STANDARD_NAMES = frozenset({"decision", "tier", "reasons", "limit_cap", "rate_ad
 
 
 def _number(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+    """Whole floats print as integers (48000000, not 48000000.0); numbers are never rounded."""
+    if type(value) is float and value.is_integer() and -(2**53) < value < 2**53:
         return int(value)
     return value
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, dt.date):
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() and -(2**53) < value < 2**53 else value
+    if kind is str or value is None or kind is bool:
+        return value
+    if kind is dt.date:
         return value.isoformat()
-    if isinstance(value, float):
-        return _number(value)
-    if isinstance(value, (list, tuple)):
+    if kind is list or kind is tuple:
         return [_json_value(v) for v in value]
     return value
 
 
 def reject(problems: list[Problem]) -> dict[str, Any]:
     """The JSON shape of a rejected case (one line of `credo decide`)."""
-    return {"error": {"code": "invalid-case", "message": "the case does not match the fact declarations",
-                      "problems": [{"path": p.path, "code": p.code, "message": p.message} for p in problems]}}
+    return {
+        "error": {
+            "code": "invalid-case",
+            "message": "the case does not match the fact declarations",
+            "problems": [{"path": p.path, "code": p.code, "message": p.message} for p in problems],
+        }
+    }
 
 
 __all__ = ["DECISIONS", "CredoError", "EvaluationError", "decide", "format_number", "prepare", "reject", "score"]

@@ -42,8 +42,9 @@ def read_files(paths: Iterable[str | Path]) -> tuple[list[AnyDocument], list[Pro
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem("unreadable", f"cannot read the file: {exc.__class__.__name__}",
-                                    SourceSpan(str(file), 0, 0)))
+            problems.append(
+                Problem("unreadable", f"cannot read the file: {exc.__class__.__name__}", SourceSpan(str(file), 0, 0))
+            )
             continue
         try:
             documents.append(parse_document(text, _display(file)))
@@ -90,14 +91,24 @@ class Library:
         for name, docs in self.by_name.items():
             kinds = {KINDS[type(d)] for d in docs}
             if len(kinds) > 1:
-                problems.append(Problem("duplicate-name", f"'{name}' names documents of different kinds: "
-                                        f"{', '.join(sorted(kinds))}", docs[-1].span))
+                problems.append(
+                    Problem(
+                        "duplicate-name",
+                        f"'{name}' names documents of different kinds: {', '.join(sorted(kinds))}",
+                        docs[-1].span,
+                    )
+                )
             for i, a in enumerate(docs):
-                for b in docs[i + 1:]:
+                for b in docs[i + 1 :]:
                     if a.version == b.version and _overlap(a, b):
-                        problems.append(Problem("ambiguous-version", f"'{name}' has two documents in force on the same "
-                                                f"dates ({a.file} and {b.file})", b.span,
-                                                "give them effective_from/effective_to ranges that do not overlap"))
+                        problems.append(
+                            Problem(
+                                "ambiguous-version",
+                                f"'{name}' has two documents in force on the same dates ({a.file} and {b.file})",
+                                b.span,
+                                "give them effective_from/effective_to ranges that do not overlap",
+                            )
+                        )
         return problems
 
     def names(self, kind: type) -> list[str]:
@@ -108,19 +119,24 @@ class Library:
         label = KINDS[kind]
         candidates = [d for d in self.by_name.get(ref.name, []) if isinstance(d, kind)]
         if not candidates:
-            raise CredoError.single("unknown-document", f"no {label} named '{ref.name}'", ref.span,
-                                    did_you_mean(ref.name, self.names(kind)))
+            raise CredoError.single(
+                "unknown-document", f"no {label} named '{ref.name}'", ref.span, did_you_mean(ref.name, self.names(kind))
+            )
         if ref.version is not None:
             pinned = [d for d in candidates if d.version == ref.version]
             if not pinned:
-                hint = "documents loaded from files have no version numbers" if all(
-                    d.version is None for d in candidates) else None
+                hint = (
+                    "documents loaded from files have no version numbers"
+                    if all(d.version is None for d in candidates)
+                    else None
+                )
                 raise CredoError.single("unknown-version", f"{label} {ref} does not exist", ref.span, hint)
             return pinned[0]
         in_force = [d for d in candidates if d.in_force(as_of)]
         if not in_force:
-            raise CredoError.single("not-in-force", f"no version of {label} '{ref.name}' is in force on "
-                                    f"{as_of.isoformat()}", ref.span)
+            raise CredoError.single(
+                "not-in-force", f"no version of {label} '{ref.name}' is in force on {as_of.isoformat()}", ref.span
+            )
         return max(in_force, key=lambda d: (d.version or 0, d.effective_from or dt.date.min))
 
     def compile_policy(self, name: str, as_of: dt.date | None = None) -> CompiledPolicy:
@@ -190,7 +206,11 @@ class Library:
     def _dates_for(self, policy: Policy, as_of: dt.date | None) -> list[dt.date]:
         if as_of is not None:
             return [as_of]
-        names = {policy.name, *(r.name for r in policy.rulesets), *([policy.scorecard.name] if policy.scorecard else [])}
+        names = {
+            policy.name,
+            *(r.name for r in policy.rulesets),
+            *([policy.scorecard.name] if policy.scorecard else []),
+        }
         days = {d.effective_from for n in names for d in self.by_name.get(n, []) if d.effective_from}
         days = {d for d in days if policy.in_force(d)}
         if policy.effective_from:

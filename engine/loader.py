@@ -19,6 +19,7 @@ recursion limit.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -311,10 +312,8 @@ class _Builder:
                 "remove control characters; save the file as UTF-8 text",
             )
             raise CredoError(self.problems)
-        try:
+        with contextlib.suppress(_Abort):  # the reader stops at the first syntax error; its problem is recorded
             self.read_events()
-        except _Abort:
-            pass
         if not self.problems:
             if self.documents == 0 or self.root is None:
                 self.add("yaml-empty", "the file contains no YAML document", SourceSpan(self.file, 1, 1))
@@ -329,14 +328,14 @@ class _Builder:
     def read_events(self) -> None:
         try:
             loader = _Loader(self.text)
-        except Exception as exc:  # noqa: BLE001 - the contract is CredoError for any input
+        except Exception as exc:
             self.syntax_error(exc)
             return
         try:
             while True:
                 try:
                     event = loader.get_event()
-                except Exception as exc:  # noqa: BLE001 - parser errors of any kind become problems
+                except Exception as exc:
                     self.syntax_error(exc)
                     return
                 if event is None or isinstance(event, StreamEndEvent):

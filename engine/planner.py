@@ -53,9 +53,14 @@ class Planner:
             return (Branch(()),)
         out = self._dnf(condition, False, stratum)
         if len(out) > MAX_BRANCHES:
-            self.problems.append(Problem("engine-limit", f"{key}: the condition expands to {len(out)} alternatives; "
-                                         f"the engine takes at most {MAX_BRANCHES}", condition.span,
-                                         "split the rule into several rules"))
+            self.problems.append(
+                Problem(
+                    "engine-limit",
+                    f"{key}: the condition expands to {len(out)} alternatives; the engine takes at most {MAX_BRANCHES}",
+                    condition.span,
+                    "split the rule into several rules",
+                )
+            )
             return ()
         unique: dict[tuple[Atom, ...], None] = {}
         for atoms in out:

@@ -188,13 +188,18 @@ def compile_unit(
     for order, ((ruleset, item, _), stratum) in enumerate(zip(items, act_levels, strict=True)):
         activation = _activation(ruleset, item, order, stratum, schema, enum_order, writes[order])
         activations.append(activation)
-        plan_acts.append(PlanActivation(activation.key, stratum, order,
-                                        planner.branches(activation.condition, stratum, activation.key)))
+        plan_acts.append(
+            PlanActivation(
+                activation.key, stratum, order, planner.branches(activation.condition, stratum, activation.key)
+            )
+        )
     problems += planner.problems
     if any(p.is_error for p in problems):
         raise CredoError(problems)
 
-    engine_reads = {a.ref.fact[3:] for p in plan_acts for b in p.branches for a in b.atoms if a.ref.fact.startswith("~c:")}
+    engine_reads = {
+        a.ref.fact[3:] for p in plan_acts for b in p.branches for a in b.atoms if a.ref.fact.startswith("~c:")
+    }
     conclusions_at: list[list[str]] = [[] for _ in range(strata)]
     for name in sorted(engine_reads):
         level = levels.get(name, -1)
@@ -202,8 +207,9 @@ def compile_unit(
     calc_at: list[list[CalcField]] = [[] for _ in range(strata)]
     for calc in planner.calc.values():
         calc_at[calc.stratum].append(calc)
-    fact_tags = sorted({a.ref.fact for p in plan_acts for b in p.branches for a in b.atoms
-                        if not a.ref.fact.startswith("~")})
+    fact_tags = sorted(
+        {a.ref.fact for p in plan_acts for b in p.branches for a in b.atoms if not a.ref.fact.startswith("~")}
+    )
     tags_by_stratum = []
     for s in range(strata):
         tags = [conclusion_tag(n) for n in conclusions_at[s]]
@@ -237,8 +243,11 @@ def compile_unit(
         scorecard=scorecard,
         schema=schema,
         validator=CaseValidator(schema.fields, frozenset(schema.outputs) | frozenset(SCORE_OUTPUTS)),
-        derived=tuple((d.fact, d.name, compile_value(d.derived, enum_order)) for d in schema.derived_order
-                      if d.derived is not None),
+        derived=tuple(
+            (d.fact, d.name, compile_value(d.derived, enum_order))
+            for d in schema.derived_order
+            if d.derived is not None
+        ),
         characteristics=characteristics,
         activations=tuple(activations),
         by_key={a.key: a for a in activations},
@@ -265,11 +274,20 @@ def _policy_schema(schema: Schema, policy: Policy) -> tuple[Schema, list[Problem
     for name, value, span in policy.defaults:
         decl = schema.outputs.get(name)
         if decl is None:
-            problems.append(Problem("unknown-output", f"default for unknown output '{name}'", span,
-                                    did_you_mean(name, schema.outputs)))
+            problems.append(
+                Problem(
+                    "unknown-output", f"default for unknown output '{name}'", span, did_you_mean(name, schema.outputs)
+                )
+            )
         elif decl.type == "enum" and value not in decl.values:
-            problems.append(Problem("enum-value", f"default {name} must be one of {', '.join(decl.values)}", span,
-                                    did_you_mean(str(value), decl.values)))
+            problems.append(
+                Problem(
+                    "enum-value",
+                    f"default {name} must be one of {', '.join(decl.values)}",
+                    span,
+                    did_you_mean(str(value), decl.values),
+                )
+            )
         elif decl.type == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
             problems.append(Problem("type-mismatch", f"default {name} must be a number", span))
         elif decl.type in ("reasons", "alerts"):
@@ -296,8 +314,9 @@ def _enum_order(schema: Schema) -> Any:
     return order
 
 
-def _compile_scorecard(scorecard: Scorecard, schema: Schema, enum_order: Any,
-                       problems: list[Problem]) -> tuple[ScoreCharacteristic, ...]:
+def _compile_scorecard(
+    scorecard: Scorecard, schema: Schema, enum_order: Any, problems: list[Problem]
+) -> tuple[ScoreCharacteristic, ...]:
     out = []
     for char in scorecard.characteristics:
         checker = TypeChecker(schema, allow_conclusions=False)
@@ -306,15 +325,32 @@ def _compile_scorecard(scorecard: Scorecard, schema: Schema, enum_order: Any,
             if b.test is not None and not checker.problems:
                 checker.condition(b.test)
             if b.reason is not None and b.reason not in schema.reasons:
-                problems.append(Problem("unknown-reason", f"unknown reason code '{b.reason}'", b.span,
-                                        did_you_mean(b.reason, schema.reasons)))
+                problems.append(
+                    Problem(
+                        "unknown-reason",
+                        f"unknown reason code '{b.reason}'",
+                        b.span,
+                        did_you_mean(b.reason, schema.reasons),
+                    )
+                )
         problems.extend(checker.problems)
         if checker.problems:
             continue
         problems.extend(check_bins(char, schema))
-        bins = tuple(ScoreBin(compile_truth(b.test, enum_order) if b.test is not None else None, b.points, b.text,
-                              b.missing, b.otherwise, b.reason) for b in char.bins)
-        out.append(ScoreCharacteristic(char.field.dotted, compile_value(char.field, enum_order), bins, char.best_points))
+        bins = tuple(
+            ScoreBin(
+                compile_truth(b.test, enum_order) if b.test is not None else None,
+                b.points,
+                b.text,
+                b.missing,
+                b.otherwise,
+                b.reason,
+            )
+            for b in char.bins
+        )
+        out.append(
+            ScoreCharacteristic(char.field.dotted, compile_value(char.field, enum_order), bins, char.best_points)
+        )
     return tuple(out)
 
 
@@ -322,7 +358,9 @@ def _then_of(item: Any) -> tuple[Assignment, ...]:
     return item[1].then if isinstance(item, tuple) else item.then
 
 
-def _reads_writes(items: list[tuple[Ruleset, Any, int]], schema: Schema) -> tuple[list[set[str]], list[tuple[str, ...]]]:
+def _reads_writes(
+    items: list[tuple[Ruleset, Any, int]], schema: Schema
+) -> tuple[list[set[str]], list[tuple[str, ...]]]:
     """What each activation reads (conclusions) and writes (outputs). A table's rows share the table's reads."""
     table_reads: dict[str, set[str]] = {}
     for _, item, _ in items:
@@ -343,12 +381,15 @@ def _reads_writes(items: list[tuple[Ruleset, Any, int]], schema: Schema) -> tupl
 
 
 def _then_reads(then: tuple[Assignment, ...], schema: Schema) -> set[str]:
-    numeric = [a.number_expr() for a in then if a.output in schema.outputs and schema.outputs[a.output].type == "number"]
+    numeric = [
+        a.number_expr() for a in then if a.output in schema.outputs and schema.outputs[a.output].type == "number"
+    ]
     return {n for expr in numeric for n in conclusions_read(expr)}
 
 
-def _stratify(items: list[tuple[Ruleset, Any, int]], reads: list[set[str]],
-              writes: list[tuple[str, ...]]) -> tuple[dict[str, int], list[Problem]]:
+def _stratify(
+    items: list[tuple[Ruleset, Any, int]], reads: list[set[str]], writes: list[tuple[str, ...]]
+) -> tuple[dict[str, int], list[Problem]]:
     """Level of each output = the stratum after which its value is final; a cycle is a compile error."""
     edges: dict[str, set[str]] = {}
     indegree: dict[str, int] = {}
@@ -377,15 +418,21 @@ def _stratify(items: list[tuple[Ruleset, Any, int]], reads: list[set[str]],
         while True:
             nxt = min(t for t in edges[path[-1]] if t in stuck)
             if nxt in seen:
-                path = path[path.index(nxt):] + [nxt]
+                path = [*path[path.index(nxt) :], nxt]
                 break
             path.append(nxt)
             seen.add(nxt)
         culprit = next(i for i, (r, w) in enumerate(zip(reads, writes, strict=True)) if path[0] in r and path[1] in w)
         item = items[culprit][1]
         span = item[1].span if isinstance(item, tuple) else item.span
-        return {}, [Problem("conclusion-cycle", "conclusions depend on each other: " + " -> ".join(path), span,
-                            "a rule may not read a conclusion that it, or a rule depending on it, writes")]
+        return {}, [
+            Problem(
+                "conclusion-cycle",
+                "conclusions depend on each other: " + " -> ".join(path),
+                span,
+                "a rule may not read a conclusion that it, or a rule depending on it, writes",
+            )
+        ]
     levels: dict[str, int] = {}
     for name in order:
         writers = [i for i, w in enumerate(writes) if name in w]
@@ -396,8 +443,9 @@ def _stratify(items: list[tuple[Ruleset, Any, int]], reads: list[set[str]],
     return levels, []
 
 
-def _activation(ruleset: Ruleset, item: Any, order: int, stratum: int, schema: Schema, enum_order: Any,
-                writes: tuple[str, ...]) -> Activation:
+def _activation(
+    ruleset: Ruleset, item: Any, order: int, stratum: int, schema: Schema, enum_order: Any, writes: tuple[str, ...]
+) -> Activation:
     if isinstance(item, tuple):
         table, row = item
         tests = [t for t in row.tests if t is not None]
@@ -436,8 +484,7 @@ def _emit(a: Assignment, schema: Schema, enum_order: Any) -> Emit:
         texts = (value,) if isinstance(value, str) else value
         return Emit(a.output, texts=tuple(parse_template(t, a.span)[0] for t in texts))  # type: ignore[union-attr]
     if decl.type == "alerts":
-        return Emit(a.output, alerts=tuple((x.code, x.severity, parse_template(x.message, x.span)[0])
-                                           for x in value))  # type: ignore[union-attr]
+        return Emit(a.output, alerts=tuple((x.code, x.severity, parse_template(x.message, x.span)[0]) for x in value))  # type: ignore[union-attr]
     return Emit(a.output, constant=value)
 
 

@@ -16,6 +16,7 @@ from engine.errors import Problem, SourceSpan, did_you_mean
 from engine.model import FieldDecl, OutputDecl, ReasonDecl
 from engine.outputs import SCORE_OUTPUTS, STANDARD_OUTPUTS
 from engine.syntax import (
+    Binary,
     BoolOp,
     Call,
     Compare,
@@ -26,7 +27,6 @@ from engine.syntax import (
     Not,
     Path,
     Unary,
-    Binary,
     walk,
 )
 
@@ -95,23 +95,45 @@ def build_schema(
         if known is None:
             schema.fields[(decl.fact, decl.name)] = decl
         elif not known.same_declaration(decl):
-            problems.append(Problem("conflicting-declaration", f"{decl.dotted} is declared differently in "
-                                    f"{known.document} ({known.span})", decl.span, "declare a shared field alike everywhere"))
+            problems.append(
+                Problem(
+                    "conflicting-declaration",
+                    f"{decl.dotted} is declared differently in {known.document} ({known.span})",
+                    decl.span,
+                    "declare a shared field alike everywhere",
+                )
+            )
     for reason in reasons:
         known_reason = schema.reasons.get(reason.code)
         if known_reason is None:
             schema.reasons[reason.code] = reason
         elif known_reason.text != reason.text:
-            problems.append(Problem("conflicting-declaration", f"reason {reason.code} has another text at "
-                                    f"{known_reason.span}", reason.span))
+            problems.append(
+                Problem(
+                    "conflicting-declaration",
+                    f"reason {reason.code} has another text at {known_reason.span}",
+                    reason.span,
+                )
+            )
     derived = list(derive)
     for decl in derived:
         if (decl.fact, decl.name) in schema.fields and schema.fields[(decl.fact, decl.name)].derived is None:
-            problems.append(Problem("conflicting-declaration", f"{decl.dotted} is a fact field; a derived field needs "
-                                    "its own name", decl.span))
+            problems.append(
+                Problem(
+                    "conflicting-declaration",
+                    f"{decl.dotted} is a fact field; a derived field needs its own name",
+                    decl.span,
+                )
+            )
         elif decl.fact not in {f for f, _ in schema.fields}:
-            problems.append(Problem("unknown-fact", f"derived field {decl.dotted} adds to fact '{decl.fact}', which no "
-                                    "document declares", decl.span, did_you_mean(decl.fact, {f for f, _ in schema.fields})))
+            problems.append(
+                Problem(
+                    "unknown-fact",
+                    f"derived field {decl.dotted} adds to fact '{decl.fact}', which no document declares",
+                    decl.span,
+                    did_you_mean(decl.fact, {f for f, _ in schema.fields}),
+                )
+            )
     problems.extend(_order_derived(schema, derived))
     return schema, problems
 
@@ -124,8 +146,11 @@ def _order_derived(schema: Schema, derived: list[FieldDecl]) -> list[Problem]:
         known = by_name.get((decl.fact, decl.name))
         if known is not None:
             if known.derived != decl.derived:
-                problems.append(Problem("conflicting-declaration", f"{decl.dotted} is derived differently at {known.span}",
-                                        decl.span))
+                problems.append(
+                    Problem(
+                        "conflicting-declaration", f"{decl.dotted} is derived differently at {known.span}", decl.span
+                    )
+                )
             continue
         by_name[(decl.fact, decl.name)] = decl
     state: dict[tuple[str, str], str] = {}
@@ -151,13 +176,24 @@ def _order_derived(schema: Schema, derived: list[FieldDecl]) -> list[Problem]:
                 dep = (path.fact, path.name)
                 if dep in by_name:
                     if state.get(dep) == "open":
-                        problems.append(Problem("derive-cycle", f"derived field {decl.dotted} depends on itself through "
-                                                f"{path.dotted}", path.span))
+                        problems.append(
+                            Problem(
+                                "derive-cycle",
+                                f"derived field {decl.dotted} depends on itself through {path.dotted}",
+                                path.span,
+                            )
+                        )
                     elif state.get(dep) != "done":
                         stack.append((dep, False))
             for name in _names(decl.derived):
-                problems.append(Problem("derive-reads-conclusion", f"derived field {decl.dotted} reads conclusion "
-                                        f"'{name.name}'; derived fields are computed before any rule runs", name.span))
+                problems.append(
+                    Problem(
+                        "derive-reads-conclusion",
+                        f"derived field {decl.dotted} reads conclusion "
+                        f"'{name.name}'; derived fields are computed before any rule runs",
+                        name.span,
+                    )
+                )
     if any(p.code == "derive-cycle" for p in problems):
         return problems
     for decl in ordered:
@@ -166,8 +202,16 @@ def _order_derived(schema: Schema, derived: list[FieldDecl]) -> list[Problem]:
         inferred = checker.infer(decl.derived)  # type: ignore[arg-type]
         problems.extend(checker.problems)
         type_name = "number" if inferred is None else (inferred.kind if inferred.kind != "list" else "string")
-        typed = FieldDecl(decl.fact, decl.name, type_name, decl.span, values=inferred.values if inferred else (),
-                          optional=True, derived=decl.derived, document=decl.document)
+        typed = FieldDecl(
+            decl.fact,
+            decl.name,
+            type_name,
+            decl.span,
+            values=inferred.values if inferred else (),
+            optional=True,
+            derived=decl.derived,
+            document=decl.document,
+        )
         schema.fields[(decl.fact, decl.name)] = typed
         schema.derived_order.append(typed)
     return problems
@@ -205,7 +249,7 @@ class TypeChecker:
         if found is not None and found != NUMBER:
             self.fail("type-mismatch", f"{what} must be a number, but this is a {found}", expr.span)
 
-    def infer(self, expr: Expr) -> Type | None:  # noqa: C901 - one branch per node kind reads best
+    def infer(self, expr: Expr) -> Type | None:
         if isinstance(expr, Literal):
             value = expr.value
             if isinstance(value, bool):
@@ -226,8 +270,12 @@ class TypeChecker:
             left, right = self.infer(expr.left), self.infer(expr.right)
             for side, found in ((expr.left, left), (expr.right, right)):
                 if found is not None and found != NUMBER:
-                    self.fail("type-mismatch", f"'{expr.op}' needs numbers, but this is a {found}", side.span,
-                              "use days_between(d1, d2) for dates" if found == DATE else None)
+                    self.fail(
+                        "type-mismatch",
+                        f"'{expr.op}' needs numbers, but this is a {found}",
+                        side.span,
+                        "use days_between(d1, d2) for dates" if found == DATE else None,
+                    )
             return NUMBER
         if isinstance(expr, Compare):
             self.compare(expr)
@@ -271,7 +319,7 @@ class TypeChecker:
             return None  # reported by the caller with its own message
         decl = self.schema.conclusion(expr.name)
         if decl is None:
-            known = list(self.schema.outputs) + ["score", "pd"]
+            known = [*self.schema.outputs, "score", "pd"]
             hint = did_you_mean(expr.name, known)
             facts = {f for f, _ in self.schema.fields}
             if hint is None and expr.name in facts:
@@ -296,7 +344,9 @@ class TypeChecker:
             return NUMBER
         if expr.func == "round" and len(expr.args) == 2:
             digits = expr.args[1]
-            if not (isinstance(digits, Literal) and isinstance(digits.value, int) and not isinstance(digits.value, bool)):
+            if not (
+                isinstance(digits, Literal) and isinstance(digits.value, int) and not isinstance(digits.value, bool)
+            ):
                 self.fail("type-mismatch", "round()'s second argument must be a whole number", digits.span)
             self.number(expr.args[0], "round()'s argument")
             return NUMBER
@@ -313,14 +363,22 @@ class TypeChecker:
         elif right.kind == "enum" and isinstance(expr.left, Literal):
             self.compatible(right, expr.left, expr.right, expr.op)
         elif not _comparable(left, right):
-            self.fail("type-mismatch", f"cannot compare {left} with {right}", expr.right.span,
-                      "compare like with like: numbers with numbers, text with text")
+            self.fail(
+                "type-mismatch",
+                f"cannot compare {left} with {right}",
+                expr.right.span,
+                "compare like with like: numbers with numbers, text with text",
+            )
             return
         if expr.op in ORDERING:
             kind = left.kind if left.kind != "string" or right.kind != "enum" else right.kind
             if kind in ("string", "boolean", "list"):
-                self.fail("type-mismatch", f"'{expr.op}' cannot order {left} values", expr.span,
-                          "only numbers, dates and enums have an order")
+                self.fail(
+                    "type-mismatch",
+                    f"'{expr.op}' cannot order {left} values",
+                    expr.span,
+                    "only numbers, dates and enums have an order",
+                )
 
     def compatible(self, subject: Type | None, item: Literal, at: Expr, op: str) -> None:
         if subject is None:
@@ -328,8 +386,12 @@ class TypeChecker:
         found = self.infer(item)
         if subject.kind == "enum":
             if found != STRING or item.value not in subject.values:
-                self.fail("enum-value", f"{item.value!r} is not a value of {subject}", item.span,
-                          did_you_mean(str(item.value), subject.values) or f"one of {', '.join(subject.values)}")
+                self.fail(
+                    "enum-value",
+                    f"{item.value!r} is not a value of {subject}",
+                    item.span,
+                    did_you_mean(str(item.value), subject.values) or f"one of {', '.join(subject.values)}",
+                )
             return
         if found is not None and not _comparable(subject, found):
             self.fail("type-mismatch", f"cannot compare {subject} with {found} ({op})", item.span)

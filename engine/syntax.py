@@ -1,9 +1,10 @@
 """The expression tree: what `when`, `derive`, numeric outputs and table cells parse to.
 
 Nodes are immutable and carry the span of their first token, so every later
-stage (type checking, compilation, tracing) can point at the author's text.
-`text` is the node's source text, normalised (single spaces around binary
-operators), used in traces and messages.
+stage (type checking, compilation, tracing) can point at the author's text;
+`engine.expr.to_text` gives a node's canonical text for traces and messages.
+Spans take no part in equality. Note that `Literal(1) == Literal(True)`, as
+in Python: code that de-duplicates literals must compare their types too.
 """
 
 from __future__ import annotations

@@ -53,8 +53,9 @@ class TestReport:
         return sum(r.status == "skipped" for r in self.results)
 
 
-def run_tests(library: Library, documents: list[Any] | None = None, as_of: dt.date | None = None,
-              engine: str = "rete") -> TestReport:
+def run_tests(
+    library: Library, documents: list[Any] | None = None, as_of: dt.date | None = None, engine: str = "rete"
+) -> TestReport:
     """Run the tests of the given documents (default: all) and measure what they fired."""
     documents = documents if documents is not None else library.documents
     results: list[TestResult] = []
@@ -72,8 +73,15 @@ def run_tests(library: Library, documents: list[Any] | None = None, as_of: dt.da
                 unit = library.compile_policy_document(doc, as_of or doc.effective_from or dt.date.today())
         except CredoError as error:
             for test in doc.tests:
-                results.append(TestResult(doc.name, test.name, test.span, "failed",
-                                          ["the document does not compile:", *(p.format() for p in error.problems)]))
+                results.append(
+                    TestResult(
+                        doc.name,
+                        test.name,
+                        test.span,
+                        "failed",
+                        ["the document does not compile:", *(p.format() for p in error.problems)],
+                    )
+                )
             continue
         for test in doc.tests:
             results.append(_run_one(unit, doc, test, as_of, engine, fired))
@@ -85,20 +93,32 @@ def run_tests(library: Library, documents: list[Any] | None = None, as_of: dt.da
     return TestReport(results, fired, uncovered)
 
 
-def _run_one(unit: CompiledPolicy, doc: Ruleset | Policy, test: TestCase, as_of: dt.date | None, engine: str,
-             fired: dict[str, set[str]]) -> TestResult:
+def _run_one(
+    unit: CompiledPolicy,
+    doc: Ruleset | Policy,
+    test: TestCase,
+    as_of: dt.date | None,
+    engine: str,
+    fired: dict[str, set[str]],
+) -> TestResult:
     if test.skipped:
         return TestResult(doc.name, test.name, test.span, "skipped")
     try:
         result = evaluate(unit, test.given, as_of, engine, allow_conclusions=isinstance(doc, Ruleset))
     except CredoError as error:
-        return TestResult(doc.name, test.name, test.span, "failed",
-                          ["given is not a valid case:", *(p.format() for p in error.problems)])
+        return TestResult(
+            doc.name,
+            test.name,
+            test.span,
+            "failed",
+            ["given is not a valid case:", *(p.format() for p in error.problems)],
+        )
     for key in result.fired:
         fired.setdefault(unit.by_key[key].ruleset, set()).add(key)
     if "error" in result.decision:
-        return TestResult(doc.name, test.name, test.span, "failed",
-                          [f"evaluation failed: {result.decision['error']['message']}"])
+        return TestResult(
+            doc.name, test.name, test.span, "failed", [f"evaluation failed: {result.decision['error']['message']}"]
+        )
     actual = _actual(result.decision, result.conclusions, isinstance(doc, Policy))
     messages = []
     for key, expected in test.expect.items():
@@ -114,9 +134,17 @@ def _run_one(unit: CompiledPolicy, doc: Ruleset | Policy, test: TestCase, as_of:
 def _actual(decision: dict[str, Any], conclusions: dict[str, Any], whole_policy: bool) -> dict[str, Any]:
     actual = dict(conclusions)
     if whole_policy:
-        actual.update({"decision": decision["outcome"], "tier": decision["tier"], "limit": decision["limit"],
-                       "rate": decision["rate"], "score": decision["score"], "pd": decision["pd"],
-                       "reasons": [r["code"] for r in decision["reasons"]]})
+        actual.update(
+            {
+                "decision": decision["outcome"],
+                "tier": decision["tier"],
+                "limit": decision["limit"],
+                "rate": decision["rate"],
+                "score": decision["score"],
+                "pd": decision["pd"],
+                "reasons": [r["code"] for r in decision["reasons"]],
+            }
+        )
     return actual
 
 
@@ -127,8 +155,11 @@ def _matches(key: str, expected: Any, got: Any) -> bool:
         codes = {a["code"] for a in got or []} if isinstance(got, list) else set()
         if all(isinstance(e, str) for e in expected):
             return codes == set(expected)
-        return isinstance(got, list) and len(got) == len(expected) and all(
-            all(g.get(k) == v for k, v in e.items()) for e, g in zip(expected, got, strict=True))
+        return (
+            isinstance(got, list)
+            and len(got) == len(expected)
+            and all(all(g.get(k) == v for k, v in e.items()) for e, g in zip(expected, got, strict=True))
+        )
     if isinstance(expected, (int, float)) and not isinstance(expected, bool):
         if not isinstance(got, (int, float)) or isinstance(got, bool):
             return False

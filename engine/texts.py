@@ -79,11 +79,23 @@ def parse_template(text: str, span: SourceSpan) -> tuple[Template, list[Problem]
         else:
             path, spec = match.group("path").strip(), match.group("spec") or ""
             if not PATH.match(path):
-                problems.append(Problem("text-placeholder", f"'{{{path}}}' is not a field or conclusion", where,
-                                        "placeholders look like {financials.dscr:.2f}"))
+                problems.append(
+                    Problem(
+                        "text-placeholder",
+                        f"'{{{path}}}' is not a field or conclusion",
+                        where,
+                        "placeholders look like {financials.dscr:.2f}",
+                    )
+                )
             elif spec and not SPEC.match(spec):
-                problems.append(Problem("text-format", f"'{spec}' is not a number format", where,
-                                        "use Python's format mini-language: .2f, .0%, ,"))
+                problems.append(
+                    Problem(
+                        "text-format",
+                        f"'{spec}' is not a number format",
+                        where,
+                        "use Python's format mini-language: .2f, .0%, ,",
+                    )
+                )
             else:
                 pieces.append((path, spec))
     if position < len(text):

@@ -86,7 +86,9 @@ def condition(draw: st.DrawFn, depth: int = 2, conclusions: tuple[str, ...] = ()
     if kind == "bool":
         return draw(st.sampled_from(["a.b", "not a.b", "a.b == true", "a.b != false"]))
     if kind == "presence":
-        return f"{draw(st.sampled_from(['present', 'missing']))}({draw(st.sampled_from(NUMBER_FIELDS + ['a.k', 'c.s']))})"
+        return (
+            f"{draw(st.sampled_from(['present', 'missing']))}({draw(st.sampled_from([*NUMBER_FIELDS, 'a.k', 'c.s']))})"
+        )
     if kind == "string":
         return f"c.s {draw(st.sampled_from(['==', '!=']))} '{draw(st.sampled_from(['u', 'v']))}'"
     if kind == "date":
@@ -119,7 +121,7 @@ def then_block(draw: st.DrawFn, writes: str) -> str:
         return f"{{limit_cap: {json.dumps(draw(number_expr(1)))}}}"
     if writes == "rate_add_bps":
         return f"{{rate_add_bps: {draw(st.sampled_from(['25', '50', '-10', '12.5']))}}}"
-    return f"{{conditions: [\"cond {draw(st.integers(0, 3))} at {{a.x:.1f}}\"]}}"
+    return f'{{conditions: ["cond {draw(st.integers(0, 3))} at {{a.x:.1f}}"]}}'
 
 
 OUTPUTS = ["decision", "tier", "limit_cap", "rate_add_bps", "conditions"]
@@ -156,14 +158,23 @@ def table_yaml(draw: st.DrawFn, ranked: list[str]) -> list[str]:
     inputs = ["a.x", "a.k"]
     if readable:
         inputs.append("tier")
-    lines = ["tables:", "  - id: T1", f"    hit: {hit}", f"    inputs: [{', '.join(inputs)}]", f"    outputs: [{output}]",
-             "    rows:"]
+    lines = [
+        "tables:",
+        "  - id: T1",
+        f"    hit: {hit}",
+        f"    inputs: [{', '.join(inputs)}]",
+        f"    outputs: [{output}]",
+        "    rows:",
+    ]
     for _ in range(draw(st.integers(1, 5))):
         cells = [draw(st.sampled_from(CELLS_NUM)), draw(st.sampled_from(CELLS_ENUM))]
         if readable:
             cells.append(draw(st.sampled_from(["-", "'A', 'B'", "not 'E'"])))
-        value = {"tier": draw(st.sampled_from("ABCDE")), "limit_cap": draw(st.sampled_from(["100", "a.x * 2", "50"])),
-                 "rate_add_bps": draw(st.sampled_from(["10", "20"]))}[output]
+        value = {
+            "tier": draw(st.sampled_from("ABCDE")),
+            "limit_cap": draw(st.sampled_from(["100", "a.x * 2", "50"])),
+            "rate_add_bps": draw(st.sampled_from(["10", "20"])),
+        }[output]
         lines.append(f"      - [{', '.join(json.dumps(c) for c in cells)}, {json.dumps(value)}]")
     return lines
 
@@ -177,9 +188,14 @@ NUMS = st.one_of(st.sampled_from([0, 1, -1, 0.5, 2.5, 10, 100, -3, 1e-9]), st.fl
 
 @st.composite
 def cases(draw: st.DrawFn) -> dict:
-    a = {"x": draw(NUMS), "y": draw(optional(NUMS)), "n": draw(optional(st.integers(-3, 12))),
-         "k": draw(optional(st.sampled_from("pqr"))), "b": draw(optional(st.booleans())),
-         "d": draw(optional(st.sampled_from(["2024-01-15", "2024-05-15", "2024-09-30"])))}
+    a = {
+        "x": draw(NUMS),
+        "y": draw(optional(NUMS)),
+        "n": draw(optional(st.integers(-3, 12))),
+        "k": draw(optional(st.sampled_from("pqr"))),
+        "b": draw(optional(st.booleans())),
+        "d": draw(optional(st.sampled_from(["2024-01-15", "2024-05-15", "2024-09-30"]))),
+    }
     c = {"z": draw(optional(NUMS)), "s": draw(optional(st.sampled_from(["u", "v", "w"])))}
     case: dict = {"a": {k: v for k, v in a.items() if v is not None or draw(st.booleans())}}
     if draw(st.booleans()):

@@ -14,8 +14,15 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
 
 
 def credo(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, input=stdin, text=True,
-                          capture_output=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=cwd,
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_baseline_validates_cleanly() -> None:
@@ -73,8 +80,20 @@ def test_decide_prints_the_decision_shape(example: Path) -> None:
     assert run.returncode == 0, run.stderr
     [line] = run.stdout.splitlines()
     decision = json.loads(line)
-    assert set(decision) >= {"outcome", "tier", "score", "pd", "limit", "rate", "reasons", "conditions", "alerts",
-                             "policy", "rulesets", "fired"}
+    assert set(decision) >= {
+        "outcome",
+        "tier",
+        "score",
+        "pd",
+        "limit",
+        "rate",
+        "reasons",
+        "conditions",
+        "alerts",
+        "policy",
+        "rulesets",
+        "fired",
+    }
     if decision["outcome"] in ("refer", "decline"):
         assert decision["reasons"], "every adverse outcome carries a reason"
     assert all(r["text"] for r in decision["reasons"])
@@ -88,8 +107,13 @@ def test_decide_json_lines_in_order_with_rejections() -> None:
     assert run.returncode == 1
     lines = [json.loads(x) for x in run.stdout.splitlines()]
     assert [("error" in x) for x in lines] == [False, True, False]
-    assert lines[1]["error"]["problems"] == [{"path": "$.financials.ebitda", "code": "wrong-type",
-                                              "message": "financials.ebitda must be a number, found text"}]
+    assert lines[1]["error"]["problems"] == [
+        {
+            "path": "$.financials.ebitda",
+            "code": "wrong-type",
+            "message": "financials.ebitda must be a number, found text",
+        }
+    ]
     assert lines[0] == lines[2]
 
 

@@ -53,14 +53,17 @@ def test_rule_parts_are_read() -> None:
 
 
 def test_table_rows_must_have_the_right_width() -> None:
-    [p] = problems("ruleset: r\ntables:\n  - id: T\n    hit: first\n    inputs: [a.x]\n    outputs: [tier]\n"
-                   "    rows:\n      - ['< 1', A, B]\n")
+    [p] = problems(
+        "ruleset: r\ntables:\n  - id: T\n    hit: first\n    inputs: [a.x]\n    outputs: [tier]\n"
+        "    rows:\n      - ['< 1', A, B]\n"
+    )
     assert p.code == "row-width" and p.span.line == 8
 
 
 def test_hit_policy_is_checked() -> None:
-    [p] = problems("ruleset: r\ntables:\n  - id: T\n    hit: frist\n    inputs: [a.x]\n    outputs: [tier]\n"
-                   "    rows: []\n")
+    [p] = problems(
+        "ruleset: r\ntables:\n  - id: T\n    hit: frist\n    inputs: [a.x]\n    outputs: [tier]\n    rows: []\n"
+    )
     assert p.code == "bad-value" and "first" in (p.hint or "")
 
 

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import re
 import string
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-
-# No packaging config makes the checkout importable yet; let `pytest tests/engine/...` find `engine`.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
 import pytest
 import yaml

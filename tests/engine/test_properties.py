@@ -26,8 +26,11 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def compile_generated(rules_text: str):
-    docs = [parse_document(SCHEMA_YAML, "gen-facts.yaml"), parse_document(rules_text, "gen-rules.yaml"),
-            parse_document(POLICY_YAML, "gen-policy.yaml")]
+    docs = [
+        parse_document(SCHEMA_YAML, "gen-facts.yaml"),
+        parse_document(rules_text, "gen-rules.yaml"),
+        parse_document(POLICY_YAML, "gen-policy.yaml"),
+    ]
     return Library(docs).compile_policy("gen-policy", AS_OF)
 
 
@@ -80,8 +83,33 @@ def test_random_text_only_raises_credo_error(text: str) -> None:
 
 
 BASELINE = sorted((ROOT / "rulesets").glob("*.yaml")) + sorted((ROOT / "policies").glob("*.yaml"))
-TOKENS = ["{", "}", "[", "]", ":", "- ", "'", '"', "\n", "  ", "when: ", "x.y", "null", "&a", "*a", " and ", "(", ")",
-          "==", "tier", "@", "\t", "yes", "1:30", "financials.dscrr"]
+TOKENS = [
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    "- ",
+    "'",
+    '"',
+    "\n",
+    "  ",
+    "when: ",
+    "x.y",
+    "null",
+    "&a",
+    "*a",
+    " and ",
+    "(",
+    ")",
+    "==",
+    "tier",
+    "@",
+    "\t",
+    "yes",
+    "1:30",
+    "financials.dscrr",
+]
 
 
 @st.composite
@@ -92,11 +120,11 @@ def mutated_baseline(draw: st.DrawFn) -> tuple[str, str]:
         at = draw(st.integers(0, max(0, len(text) - 1)))
         kind = draw(st.sampled_from(["delete", "insert", "replace", "swap-lines"]))
         if kind == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 12)):]
+            text = text[:at] + text[at + draw(st.integers(1, 12)) :]
         elif kind == "insert":
             text = text[:at] + draw(st.sampled_from(TOKENS)) + text[at:]
         elif kind == "replace":
-            text = text[:at] + draw(st.sampled_from(TOKENS)) + text[at + draw(st.integers(1, 6)):]
+            text = text[:at] + draw(st.sampled_from(TOKENS)) + text[at + draw(st.integers(1, 6)) :]
         else:
             lines = text.split("\n")
             i, j = draw(st.integers(0, len(lines) - 1)), draw(st.integers(0, len(lines) - 1))
