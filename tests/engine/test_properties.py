@@ -22,7 +22,7 @@ from tests.engine.strategies import POLICY_YAML, SCHEMA_YAML, cases, ruleset_yam
 
 AS_OF = dt.date(2026, 6, 30)
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def compile_generated(rules_text: str):
@@ -133,7 +133,7 @@ def mutated_baseline(draw: st.DrawFn) -> tuple[str, str]:
     return path.name, text
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutation=mutated_baseline())
 def test_mutated_rulesets_only_raise_credo_error(mutation: tuple[str, str]) -> None:
     name, text = mutation
