@@ -72,20 +72,11 @@ def score(unit: CompiledPolicy, facts: Mapping[str, Mapping[str, Any]]) -> tuple
             losses.append((char.best - points, index, chosen.reason))
         trace.append(
             {
-                "rule": f"{unit.scorecard.name}/{char.field}",
+                "rule": char.rule,
                 "ruleset": unit.scorecard.name,
                 "outputs": {"points": _number(points)},
                 "because": [
-                    {
-                        "test": f"{char.field} {chosen.text}"
-                        if chosen and chosen.truth
-                        else (
-                            f"missing({char.field})"
-                            if chosen and chosen.missing
-                            else ("else" if chosen else "unbinned")
-                        ),
-                        "values": {char.field: _json_value(value)},
-                    }
+                    {"test": chosen.test if chosen else "unbinned", "values": {char.field: _json_value(value)}}
                 ],
             }
         )
@@ -121,8 +112,8 @@ class ReteMatcher:
         if s == 0:
             for tag in unit.fact_tags:
                 values = facts.get(tag, {})
-                dates = unit.date_fields.get(tag)
-                batch[tag] = {k: engine_value(v) for k, v in values.items()} if dates else dict(values)
+                # The runtime only reads these; dates are the one type that needs converting for the engine.
+                batch[tag] = {k: engine_value(v) for k, v in values.items()} if tag in unit.date_fields else values
         for name in unit.conclusions_at[s]:
             value = conclusions.get(name)
             batch[conclusion_tag(name)] = {} if value is None else {"value": engine_value(value)}
@@ -191,38 +182,36 @@ class _State:
         self.unit = unit
         self.facts = facts
         self.conclusions = conclusions
-        self.fired: set[str] = set()
         self.resolved: list[tuple[Activation, dict[str, Any]]] = []
         self.emitted: dict[str, list[tuple[int, Any, str]]] = {}
         self.cited: dict[str, str] = {}
 
     def run(self, matcher: ReferenceMatcher | ReteMatcher) -> None:
         unit = self.unit
-        by_level: dict[int, list[str]] = {}
-        for name, level in unit.output_levels.items():
-            by_level.setdefault(level, []).append(name)
+        by_key = unit.by_key
+        # Keys reported early (a branch that reads only facts fires at stratum 0) wait for their own stratum.
+        pending: list[list[Activation]] = [[] for _ in range(unit.strata)]
         for s in range(unit.strata):
-            self.fired |= matcher.stratum(s, self.facts, self.conclusions)
-            self._resolve(s)
-            for name in by_level.get(s, ()):
+            for key in matcher.stratum(s, self.facts, self.conclusions):
+                activation = by_key[key]
+                pending[activation.stratum].append(activation)
+            self._resolve(pending[s])
+            for name in unit.combine_at[s]:
                 self._combine(name)
 
-    def _resolve(self, s: int) -> None:
+    def _resolve(self, fired: list[Activation]) -> None:
         """Apply hit policies to this stratum's fired activations and record what each contributes."""
-        unit = self.unit
         firsts: dict[str, Activation] = {}
         uniques: dict[str, Activation] = {}
         chosen: list[Activation] = []
-        for key in self.fired:
-            a = unit.by_key[key]
-            if a.stratum != s:
-                continue
-            if a.hit == "first":
+        for a in fired:
+            hit = a.hit
+            if hit == "first":
                 best = firsts.get(a.table)  # type: ignore[arg-type]
                 if best is None or a.row < best.row:
                     firsts[a.table] = a  # type: ignore[index]
                 continue
-            if a.hit == "unique":
+            if hit == "unique":
                 other = uniques.get(a.table)  # type: ignore[arg-type]
                 if other is not None:
                     rows = sorted((other.row, a.row))
@@ -355,9 +344,8 @@ class _State:
             "engine": ENGINE_VERSION,
             "fired": score_trace + [self._trace(a, values) for a, values in self.resolved],
         }
-        extra = {n: c.get(n) for n in unit.schema.outputs if n not in STANDARD_NAMES}
-        if extra:
-            out["outputs"] = {n: _json_value(v) for n, v in extra.items()}
+        if unit.extra_outputs:
+            out["outputs"] = {n: _json_value(c.get(n)) for n in unit.extra_outputs}
         if error is not None:
             out["error"] = {"code": error.code, "message": error.message}
         return out
@@ -387,9 +375,6 @@ class _State:
                 )
         outputs = {name: _json_value(value) for name, value in values.items()}
         return {"rule": a.key, "ruleset": a.ruleset, "outputs": outputs, "because": because}
-
-
-STANDARD_NAMES = frozenset({"decision", "tier", "reasons", "limit_cap", "rate_add_bps", "conditions", "alerts"})
 
 
 def _number(value: Any) -> Any:

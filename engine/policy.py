@@ -27,7 +27,7 @@ from engine.compiler import CompiledNetwork, compile_plan
 from engine.errors import CredoError, Problem, SourceSpan, did_you_mean
 from engine.expr import to_text
 from engine.model import Assignment, OutputDecl, Policy, Ruleset, Scorecard, Table
-from engine.outputs import SCORE_OUTPUTS
+from engine.outputs import SCORE_OUTPUTS, STANDARD_OUTPUTS
 from engine.plan import Activation as PlanActivation
 from engine.plan import Plan, calc_tag, conclusion_tag
 from engine.planner import CalcField, Planner
@@ -78,7 +78,7 @@ class Activation:
 class ScoreBin:
     truth: TruthFn | None
     points: float
-    text: str
+    test: str  # how the trace shows the bin: "financials.dscr < 1.0", "missing(...)", "else"
     missing: bool
     otherwise: bool
     reason: str | None
@@ -87,6 +87,7 @@ class ScoreBin:
 @dataclass(frozen=True)
 class ScoreCharacteristic:
     field: str
+    rule: str  # the trace's name for it: scorecard/field
     value: ValueFn
     bins: tuple[ScoreBin, ...]
     best: float
@@ -120,6 +121,15 @@ class CompiledPolicy:
     reason_texts: dict[str, Template]
     warnings: list[Problem] = field(default_factory=list)
     _network: Any = None
+
+    def __post_init__(self) -> None:
+        # Which outputs become final after each stratum, and which outputs the decision reports by name.
+        combine_at: list[list[str]] = [[] for _ in range(self.strata)]
+        for name, level in self.output_levels.items():
+            if 0 <= level < self.strata:
+                combine_at[level].append(name)
+        self.combine_at = tuple(tuple(names) for names in combine_at)
+        self.extra_outputs = tuple(n for n in self.schema.outputs if n not in STANDARD_OUTPUTS)
 
     @property
     def network(self) -> Any:
@@ -337,11 +347,12 @@ def _compile_scorecard(
         if checker.problems:
             continue
         problems.extend(check_bins(char, schema))
+        field = char.field.dotted
         bins = tuple(
             ScoreBin(
                 compile_truth(b.test, enum_order) if b.test is not None else None,
                 b.points,
-                b.text,
+                f"{field} {b.text}" if b.test is not None else (f"missing({field})" if b.missing else "else"),
                 b.missing,
                 b.otherwise,
                 b.reason,
@@ -349,7 +360,9 @@ def _compile_scorecard(
             for b in char.bins
         )
         out.append(
-            ScoreCharacteristic(char.field.dotted, compile_value(char.field, enum_order), bins, char.best_points)
+            ScoreCharacteristic(
+                field, f"{scorecard.name}/{field}", compile_value(char.field, enum_order), bins, char.best_points
+            )
         )
     return tuple(out)
 
