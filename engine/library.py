@@ -100,7 +100,7 @@ class Library:
                 )
             for i, a in enumerate(docs):
                 for b in docs[i + 1 :]:
-                    if a.version == b.version and _overlap(a, b):
+                    if type(a) is type(b) and a.version == b.version and _overlap(a, b):
                         problems.append(
                             Problem(
                                 "ambiguous-version",

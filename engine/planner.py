@@ -91,7 +91,7 @@ class Planner:
             items = [Compare(i.span, "==" if inside else "!=", expr.left, i) for i in expr.right.items]
             if inside:
                 return [branch for item in items for branch in self._leaf(item, False, stratum)]
-            return self._leaf(BoolOp(expr.span, "and", tuple(items)), False, stratum)
+            return self._dnf(BoolOp(expr.span, "and", tuple(items)), False, stratum)
         if isinstance(expr, Call) and expr.func in ("present", "missing"):
             present = (expr.func == "present") != negated
             return [[Atom(self._ref(expr.args[0], stratum), "present" if present else "missing")]]
