@@ -18,10 +18,9 @@ from typing import Any
 
 from engine.errors import CredoError, Problem
 from engine.outputs import DECISIONS
-from engine.plan import calc_tag, conclusion_tag
-from engine.planner import engine_value
 from engine.policy import Activation, CompiledPolicy
 from engine.texts import format_number
+from engine.values import json_number, json_value
 
 ENGINE_VERSION = "credo-engine/1"
 
@@ -107,23 +106,14 @@ class ReteMatcher:
         self.session = session
 
     def stratum(self, s: int, facts: Mapping, conclusions: Mapping) -> set[str]:
-        unit = self.unit
         batch: dict[str, dict[str, Any]] = {}
-        if s == 0:
-            for tag in unit.fact_tags:
-                values = facts.get(tag, {})
-                # The runtime only reads these; dates are the one type that needs converting for the engine.
-                batch[tag] = {k: engine_value(v) for k, v in values.items()} if tag in unit.date_fields else values
-        for name in unit.conclusions_at[s]:
-            value = conclusions.get(name)
-            batch[conclusion_tag(name)] = {} if value is None else {"value": engine_value(value)}
-        if unit.calc_at[s]:
-            calc = {}
-            for field in unit.calc_at[s]:
-                value = field.fn(facts, conclusions)
+        for tag, fields in self.unit.assertions[s]:
+            values = {}
+            for name, getter in fields:
+                value = getter(facts, conclusions)
                 if value is not None:
-                    calc[field.name] = engine_value(value)
-            batch[calc_tag(s)] = calc
+                    values[name] = value
+            batch[tag] = values
         return self.session.assert_facts(batch) if batch else set()
 
 
@@ -257,9 +247,9 @@ class _State:
         values = [v for _, v, _ in contributions]
         if combine in ("worst", "best"):
             if values:
-                rank = {v: i for i, v in enumerate(decl.values)}
+                rank = self.unit.ranks[name]
                 pick = max if combine == "worst" else min
-                self.conclusions[name] = pick(values, key=lambda v: rank[v])
+                self.conclusions[name] = pick(values, key=rank.__getitem__)
         elif combine in ("min", "max"):
             if values:
                 self.conclusions[name] = min(values) if combine == "min" else max(values)
@@ -364,37 +354,13 @@ class _State:
 
     def _trace(self, a: Activation, values: dict[str, Any]) -> dict[str, Any]:
         facts, conclusions = self.facts, self.conclusions
-        because = []
-        for test in a.because:
-            if test.truth(facts, conclusions) is (not test.negated):
-                because.append(
-                    {
-                        "test": test.text,
-                        "values": {label: _json_value(fn(facts, conclusions)) for label, fn in test.values},
-                    }
-                )
+        because = [found for test in a.because if (found := test.explain(facts, conclusions)) is not None]
         outputs = {name: _json_value(value) for name, value in values.items()}
         return {"rule": a.key, "ruleset": a.ruleset, "outputs": outputs, "because": because}
 
 
-def _number(value: Any) -> Any:
-    """Whole floats print as integers (48000000, not 48000000.0); numbers are never rounded."""
-    if type(value) is float and value.is_integer() and -(2**53) < value < 2**53:
-        return int(value)
-    return value
-
-
-def _json_value(value: Any) -> Any:
-    kind = type(value)
-    if kind is float:
-        return int(value) if value.is_integer() and -(2**53) < value < 2**53 else value
-    if kind is str or value is None or kind is bool:
-        return value
-    if kind is dt.date:
-        return value.isoformat()
-    if kind is list or kind is tuple:
-        return [_json_value(v) for v in value]
-    return value
+_number = json_number
+_json_value = json_value
 
 
 def reject(problems: list[Problem]) -> dict[str, Any]:

@@ -9,8 +9,9 @@ durable_rules network compiled from the plan.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +33,10 @@ from engine.plan import Activation as PlanActivation
 from engine.plan import Plan, calc_tag, conclusion_tag
 from engine.planner import CalcField, Planner
 from engine.schema import NUMBER, Schema, TypeChecker
-from engine.syntax import BoolOp, Expr, Name, Path, walk
+from engine.syntax import BoolOp, Compare, Expr, Literal, Name, Path, walk
 from engine.tablecheck import check_bins, check_table
 from engine.texts import Template, parse_template
-from engine.values import TruthFn, ValueFn, compile_truth, compile_value, leaves
+from engine.values import TruthFn, ValueFn, compile_truth, compile_value, json_value, leaves
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,11 @@ class Emit:
 
 @dataclass(frozen=True)
 class Because:
+    """One test of a condition; `explain` gives its trace entry when it held, else None."""
+
     text: str
     negated: bool
-    truth: TruthFn
-    values: tuple[tuple[str, ValueFn], ...]
+    explain: Callable[[Any, Any], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class CompiledPolicy:
     conclusions_at: tuple[tuple[str, ...], ...]
     calc_at: tuple[tuple[CalcField, ...], ...]
     fact_tags: tuple[str, ...]
+    # Per stratum, what is asserted into the network: (tag, ((engine field, getter), ...)) pairs.
+    assertions: tuple[tuple[tuple[str, tuple[tuple[str, ValueFn], ...]], ...], ...]
     date_fields: dict[str, frozenset[str]]
     plan: Plan
     network_spec: CompiledNetwork
@@ -130,6 +134,7 @@ class CompiledPolicy:
                 combine_at[level].append(name)
         self.combine_at = tuple(tuple(names) for names in combine_at)
         self.extra_outputs = tuple(n for n in self.schema.outputs if n not in STANDARD_OUTPUTS)
+        self.ranks = {n: {v: i for i, v in enumerate(o.values)} for n, o in self.schema.outputs.items() if o.values}
 
     @property
     def network(self) -> Any:
@@ -217,17 +222,20 @@ def compile_unit(
     calc_at: list[list[CalcField]] = [[] for _ in range(strata)]
     for calc in planner.calc.values():
         calc_at[calc.stratum].append(calc)
-    fact_tags = sorted(
-        {a.ref.fact for p in plan_acts for b in p.branches for a in b.atoms if not a.ref.fact.startswith("~")}
+    fact_fields = sorted(
+        {
+            (a.ref.fact, a.ref.field)
+            for p in plan_acts
+            for b in p.branches
+            for a in b.atoms
+            if not a.ref.fact.startswith("~")
+        }
     )
-    tags_by_stratum = []
-    for s in range(strata):
-        tags = [conclusion_tag(n) for n in conclusions_at[s]]
-        if calc_at[s]:
-            tags.append(calc_tag(s))
-        tags_by_stratum.append(tuple((fact_tags if s == 0 else []) + tags))
+    assertions = _layout(strata, fact_fields, conclusions_at, calc_at, schema)
+    fact_tags = sorted({fact for fact, _ in fact_fields})
+    tags_by_stratum = tuple(tuple(tag for tag, _ in assertions[s]) for s in range(strata))
     name = policy.name if policy else (rulesets[0].name if rulesets else "")
-    plan = Plan(name, tuple(plan_acts), tuple(tags_by_stratum))
+    plan = Plan(name, tuple(plan_acts), tags_by_stratum)
     spans = {a.key: a.span for a in activations}
     try:
         network_spec = compile_plan(plan, spans)
@@ -266,6 +274,7 @@ def compile_unit(
         conclusions_at=tuple(tuple(c) for c in conclusions_at),
         calc_at=tuple(tuple(c) for c in calc_at),
         fact_tags=tuple(fact_tags),
+        assertions=assertions,
         date_fields={k: frozenset(v) for k, v in date_fields.items()},
         plan=plan,
         network_spec=network_spec,
@@ -276,6 +285,59 @@ def compile_unit(
         reason_texts=reason_texts,
         warnings=[p for p in problems if not p.is_error],
     )
+
+
+def _layout(
+    strata: int,
+    fact_fields: list[tuple[str, str]],
+    conclusions_at: list[list[str]],
+    calc_at: list[list[CalcField]],
+    schema: Schema,
+) -> tuple[tuple[tuple[str, tuple[tuple[str, ValueFn], ...]], ...], ...]:
+    """What each stratum asserts into the network: (tag, ((field, getter), ...)) for every fact it needs.
+
+    Stratum 0 asserts every case fact a rule tests (even an empty one, so `missing()` can match), the
+    conclusions known from the start (a scorecard's score) and its computed operands; stratum s asserts the
+    conclusions that became final in stratum s-1 and its own computed operands. Each case fact keeps its own
+    tag: the core's 64-true-tests limit is per fact, so separate facts leave each its own budget (one merged
+    fact measured no faster and needed twice the partitions).
+    """
+    dates = {(d.fact, d.name) for d in schema.fields.values() if d.type == "date"}
+
+    def fact_getter(fact: str, name: str) -> ValueFn:
+        if (fact, name) in dates:
+            return lambda facts, conclusions: _ordinal(facts.get(fact, _EMPTY).get(name))
+        return lambda facts, conclusions: facts.get(fact, _EMPTY).get(name)
+
+    def conclusion_getter(name: str) -> ValueFn:
+        return lambda facts, conclusions: _engine(conclusions.get(name))
+
+    def calc_getter(calc: CalcField) -> ValueFn:
+        fn = calc.fn
+        return lambda facts, conclusions: _engine(fn(facts, conclusions))
+
+    layout: list[list[tuple[str, tuple[tuple[str, ValueFn], ...]]]] = [[] for _ in range(strata)]
+    by_fact: dict[str, list[str]] = {}
+    for fact, name in fact_fields:
+        by_fact.setdefault(fact, []).append(name)
+    layout[0] = [(fact, tuple((n, fact_getter(fact, n)) for n in names)) for fact, names in by_fact.items()]
+    for s in range(strata):
+        layout[s] += [(conclusion_tag(n), (("value", conclusion_getter(n)),)) for n in conclusions_at[s]]
+        if calc_at[s]:
+            layout[s].append((calc_tag(s), tuple((c.name, calc_getter(c)) for c in calc_at[s])))
+    return tuple(tuple(entries) for entries in layout)
+
+
+_EMPTY: dict[str, Any] = {}
+
+
+def _ordinal(value: Any) -> Any:
+    return None if value is None else float(value.toordinal())
+
+
+def _engine(value: Any) -> Any:
+    """Dates reach the engine as day ordinals; everything else as it is (the runtime encodes numbers)."""
+    return float(value.toordinal()) if isinstance(value, dt.date) else value
 
 
 def _policy_schema(schema: Schema, policy: Policy) -> tuple[Schema, list[Problem]]:
@@ -476,14 +538,40 @@ def _activation(
 
 
 def _because(leaf: Expr, negated: bool, enum_order: Any) -> Because:
+    text = to_text(leaf)
+    text = "not " + text if negated else text
+    truth = compile_truth(leaf, enum_order)
+    held = not negated
     labels: dict[str, ValueFn] = {}
     for node in walk(leaf):
         if isinstance(node, Path):
             labels.setdefault(node.dotted, compile_value(node))
         elif isinstance(node, Name):
             labels.setdefault(node.name, compile_value(node))
-    text = to_text(leaf)
-    return Because("not " + text if negated else text, negated, compile_truth(leaf, enum_order), tuple(labels.items()))
+    if (
+        isinstance(leaf, Compare)
+        and isinstance(leaf.left, Path)
+        and isinstance(leaf.right, Literal)
+        and len(labels) == 1
+    ):
+        # The common test (`financials.dscr >= 1.2`): read the value once, for the truth and for the trace.
+        [(label, read)] = labels.items()
+        compare = compile_truth(leaf, enum_order)
+
+        def explain_one(facts: Any, conclusions: Any) -> dict[str, Any] | None:
+            if compare(facts, conclusions) is not held:
+                return None
+            return {"test": text, "values": {label: json_value(read(facts, conclusions))}}
+
+        return Because(text, negated, explain_one)
+    pairs = tuple(labels.items())
+
+    def explain(facts: Any, conclusions: Any) -> dict[str, Any] | None:
+        if truth(facts, conclusions) is not held:
+            return None
+        return {"test": text, "values": {label: json_value(fn(facts, conclusions)) for label, fn in pairs}}
+
+    return Because(text, negated, explain)
 
 
 def _emit(a: Assignment, schema: Schema, enum_order: Any) -> Emit:

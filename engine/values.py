@@ -257,3 +257,24 @@ def leaves(expr: Expr, negated: bool = False) -> list[tuple[Expr, bool]]:
     if isinstance(expr, Not):
         return leaves(expr.operand, not negated)
     return [(expr, negated)]
+
+
+def json_number(value: Any) -> Any:
+    """Whole floats print as integers (48000000, not 48000000.0); numbers are never rounded."""
+    if type(value) is float and value.is_integer() and -(2**53) < value < 2**53:
+        return int(value)
+    return value
+
+
+def json_value(value: Any) -> Any:
+    """A value as the decision's JSON shows it: dates as ISO text, whole floats as integers."""
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() and -(2**53) < value < 2**53 else value
+    if kind is str or value is None or kind is bool:
+        return value
+    if kind is dt.date:
+        return value.isoformat()
+    if kind is list or kind is tuple:
+        return [json_value(v) for v in value]
+    return value
