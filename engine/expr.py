@@ -22,7 +22,7 @@ import datetime as dt
 import math
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 
 from engine.errors import CredoError, Problem, SourceSpan, did_you_mean
@@ -41,6 +41,7 @@ from engine.syntax import (
     Path,
     Scalar,
     Unary,
+    walk,
 )
 
 __all__ = [
@@ -778,35 +779,10 @@ def to_text(expr: Expr) -> str:
 # -- queries -----------------------------------------------------------------------------------
 
 
-def _children(expr: Expr) -> tuple[Expr, ...]:
-    if isinstance(expr, (Binary, Compare)):
-        return (expr.left, expr.right)
-    if isinstance(expr, Membership):
-        return (expr.left, expr.right)
-    if isinstance(expr, (Unary, Not)):
-        return (expr.operand,)
-    if isinstance(expr, BoolOp):
-        return expr.items
-    if isinstance(expr, Call):
-        return expr.args
-    if isinstance(expr, ListLiteral):
-        return expr.items
-    return ()
-
-
-def _walk(expr: Expr) -> Iterator[Expr]:
-    """Every node, pre-order, left to right (source order)."""
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(reversed(_children(node)))
-
-
 def paths_in(expr: Expr) -> list[Path]:
     """The fact paths `expr` reads, in source order, each once (its first occurrence)."""
     seen: dict[tuple[str, str], Path] = {}
-    for node in _walk(expr):
+    for node in walk(expr):
         if isinstance(node, Path):
             seen.setdefault((node.fact, node.name), node)
     return list(seen.values())
@@ -815,7 +791,7 @@ def paths_in(expr: Expr) -> list[Path]:
 def names_in(expr: Expr) -> list[Name]:
     """The conclusions `expr` reads, in source order, each once (its first occurrence)."""
     seen: dict[str, Name] = {}
-    for node in _walk(expr):
+    for node in walk(expr):
         if isinstance(node, Name):
             seen.setdefault(node.name, node)
     return list(seen.values())
