@@ -79,8 +79,11 @@ def score(unit: CompiledPolicy, facts: Mapping[str, Mapping[str, Any]]) -> tuple
                 ],
             }
         )
-    odds = scaling.base_odds * 2.0 ** ((total - scaling.base_points) / scaling.pdo)
-    pd = 1.0 / (1.0 + odds)
+    try:
+        odds = scaling.base_odds * 2.0 ** ((total - scaling.base_points) / scaling.pdo)
+        pd: float | None = 1.0 / (1.0 + odds)
+    except OverflowError:
+        pd = None  # a score so far from base_points that the odds leave the floats: no PD, like x / 0
     losses.sort(key=lambda x: (-x[0], x[1]))
     reasons = list(dict.fromkeys(code for _, _, code in losses))[:4]
     return {"score": total, "pd": pd, "score_reasons": reasons}, trace
@@ -191,6 +194,7 @@ class _State:
 
     def _resolve(self, fired: list[Activation]) -> None:
         """Apply hit policies to this stratum's fired activations and record what each contributes."""
+        fired.sort(key=_source_order)  # the back-ends report sets; errors must not depend on hash order
         firsts: dict[str, Activation] = {}
         uniques: dict[str, Activation] = {}
         chosen: list[Activation] = []
@@ -254,7 +258,10 @@ class _State:
             if values:
                 self.conclusions[name] = min(values) if combine == "min" else max(values)
         elif combine == "sum":
-            self.conclusions[name] = math.fsum(values) if values else 0.0
+            try:
+                self.conclusions[name] = math.fsum(values) if values else 0.0
+            except OverflowError:
+                self.conclusions[name] = None  # the exact sum leaves the floats: null, like any overflow
         elif combine == "union":
             merged: dict[Any, None] = {}
             for order_value, key in ((v, k) for _, v, k in contributions):
@@ -361,6 +368,10 @@ class _State:
 
 _number = json_number
 _json_value = json_value
+
+
+def _source_order(activation: Activation) -> int:
+    return activation.order
 
 
 def reject(problems: list[Problem]) -> dict[str, Any]:

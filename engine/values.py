@@ -110,10 +110,17 @@ def _function(name: str, args: list[ValueFn]) -> ValueFn:
     raise ValueError(f"unknown function {name}")
 
 
-def round_half_even(x: float, digits: int) -> float:
-    """numpy.round's rule (scale, round half to even, unscale), so both back-ends agree to the bit."""
-    scale = 10.0**digits
-    return float(round(x * scale) / scale) if digits >= 0 else float(round(x / 10.0**-digits) * 10.0**-digits)
+def round_half_even(x: float, digits: int) -> float | None:
+    """numpy.round's rule (scale, round half to even, unscale), so both back-ends agree to the bit.
+
+    A result that leaves the floats (x * 10**digits overflows) is null, like any non-finite arithmetic.
+    """
+    try:
+        scale = 10.0**digits
+        result = float(round(x * scale) / scale) if digits >= 0 else float(round(x / 10.0**-digits) * 10.0**-digits)
+    except (OverflowError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
 
 
 def compile_truth(expr: Expr, enum_order: EnumOrder | None = None) -> TruthFn:
