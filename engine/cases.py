@@ -172,7 +172,9 @@ def convert(decl: FieldDecl, value: object) -> object:
         return Problem("too-long", f"{decl.dotted} is longer than {MAX_TEXT} characters")
     if kind == "enum" and value not in decl.values:
         return Problem(
-            "enum-value", f"{decl.dotted} must be one of {', '.join(decl.values)}", did_you_mean(value, decl.values)
+            "enum-value",
+            f"{decl.dotted} must be one of {', '.join(decl.values)}",
+            hint=did_you_mean(value, decl.values),
         )
     if kind == "date":
         try:

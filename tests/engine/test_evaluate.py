@@ -238,3 +238,14 @@ def test_decision_names_versions_and_digests() -> None:
     assert d["policy"]["name"] == "test-policy" and d["policy"]["digest"].startswith("sha256:")
     assert [r["name"] for r in d["rulesets"]] == ["test-facts", "rs"]
     assert d["as_of"] == "2026-06-30"
+
+
+def test_an_enum_typo_in_a_case_gets_a_suggestion() -> None:
+    with pytest.raises(CredoError) as info:
+        decide(policy_unit(), case(application__product="term_laon"), AS_OF)
+    [problem] = info.value.problems
+    assert (problem.path, problem.code, problem.hint) == (
+        "$.application.product",
+        "enum-value",
+        "did you mean 'term_loan'?",
+    )
