@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
+from engine import simulate_cli
 from engine.errors import CredoError, Problem
 from engine.evaluate import decide, reject
 from engine.library import DEFAULT_RULES, Library, read_files
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rete: the durable_rules network (default); reference: the plain interpreter",
     )
     rules_option(p)
+    simulate_cli.add_parsers(sub, rules_option)
     return parser
 
 
@@ -175,6 +177,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "test": cmd_test, "decide": cmd_decide}
+COMMANDS.update(simulate_cli.COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
