@@ -1,0 +1,68 @@
+"""The decision log's settings, read from the environment at each use (a lookup costs nanoseconds, and tests and
+long-running servers can change them without a restart).
+
+| variable | default | what |
+|---|---|---|
+| `CREDO_AUDIT_KEY` | (unset) | Fernet key(s) sealing sensitive fields, comma-separated: the first seals, all unseal |
+| `CREDO_AUDIT_KEY_FILE` | `instance/audit.key` | the key when `CREDO_AUDIT_KEY` is unset (made 0600 at first use) |
+| `CREDO_AUDIT_CHECKPOINT` | `instance/audit-checkpoints.jsonl` | the checkpoint file appended to and read by `verify` |
+| `CREDO_AUDIT_CHECKPOINT_CMD` | (unset) | a command that receives each checkpoint line on standard input instead |
+| `CREDO_AUDIT_CHECKPOINT_EVERY` | 1000 | appends between periodic checkpoints |
+| `CREDO_AUDIT_RETENTION_MONTHS` | 25 | the retention floor: `purge` never deletes records younger than this |
+| `CREDO_AUDIT_LOCK_TIMEOUT_MS` | 10000 | an append's wait for the head lock (PostgreSQL; SQLite: busy timeout) |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit.db import REPO
+
+INSTANCE = REPO / "instance"
+
+
+@dataclass(frozen=True)
+class Settings:
+    key_env: str | None
+    key_file: Path
+    checkpoint_path: Path | None
+    checkpoint_cmd: str | None
+    checkpoint_every: int
+    retention_months: int
+    lock_timeout_ms: int
+
+
+def _int(name: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}")
+    return value
+
+
+def settings() -> Settings:
+    env = os.environ
+    command = env.get("CREDO_AUDIT_CHECKPOINT_CMD", "").strip() or None
+    explicit = env.get("CREDO_AUDIT_CHECKPOINT", "").strip()
+    # With a command configured and no file named, the command is the only destination; `verify` then needs
+    # `--checkpoints FILE` (a copy fetched from wherever the command sent them).
+    path = Path(explicit) if explicit else (None if command else INSTANCE / "audit-checkpoints.jsonl")
+    return Settings(
+        key_env=env.get("CREDO_AUDIT_KEY", "").strip() or None,
+        key_file=Path(env.get("CREDO_AUDIT_KEY_FILE", "").strip() or INSTANCE / "audit.key"),
+        checkpoint_path=path,
+        checkpoint_cmd=command,
+        checkpoint_every=_int("CREDO_AUDIT_CHECKPOINT_EVERY", 1000, 1),
+        retention_months=_int("CREDO_AUDIT_RETENTION_MONTHS", 25, 1),
+        lock_timeout_ms=_int("CREDO_AUDIT_LOCK_TIMEOUT_MS", 10_000, 1),
+    )
+
+
+__all__ = ["INSTANCE", "Settings", "settings"]
