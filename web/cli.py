@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -121,7 +122,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = nsub.add_parser("deliver", help="send the due notifications (sender from CREDO_NOTIFY)")
     p.add_argument("--limit", type=int, default=100)
     _database(p)
+
+    _api_parsers(sub)
+    _audit_parsers(sub)
     return parser
+
+
+def _api_parsers(sub: argparse._SubParsersAction) -> None:
+    """`credo serve` and `credo keys`: the HTTP API's commands."""
+    p = sub.add_parser("serve", help="serve the HTTP API (development server; production: gunicorn)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    _database(p)
+
+    keys = sub.add_parser("keys", help="API keys: create, list, revoke")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    p = ksub.add_parser("create", help="a new key; prints its token alone on the last line, this once")
+    p.add_argument("name", metavar="NAME", help="the key's name; also its user unless --owner names one")
+    p.add_argument("--scopes", required=True, help="comma-separated: decide, monitor, read, admin")
+    p.add_argument("--owner", metavar="USER", help="the user the key acts as (reviews need an underwriter)")
+    p.add_argument("--expires-days", type=int, metavar="N", help="the key stops working after N days")
+    p.add_argument("--from-env", metavar="VAR", help="register the token held in $VAR instead of a random one")
+    _database(p)
+    p = ksub.add_parser("list", help="every key: prefix, user, scopes, state (never a token)")
+    p.add_argument("--all", action="store_true", help="include revoked keys")
+    p.add_argument("--json", action="store_true")
+    _database(p)
+    p = ksub.add_parser("revoke", help="revoke a key by its prefix (as `keys list` shows it)")
+    p.add_argument("prefix", metavar="PREFIX")
+    p.add_argument("--as", dest="actor", default="system", metavar="USER", help="who revokes it (default: system)")
+    _database(p)
 
 
 def _bind(args: argparse.Namespace) -> None:
@@ -289,12 +319,239 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the HTTP API ------------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from web.app import create_app
+
+    overrides = {"DATABASE_URL": args.database} if args.database else {}
+    app = create_app(overrides)
+    print(f"Credo API on http://{args.host}:{args.port}/api/v1 (docs: /api/v1/docs); Ctrl-C stops it", flush=True)
+    # The development server, threaded; never the debugger (it runs code sent from a browser).
+    app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from web.api import auth
+
+    _bind(args)
+    if args.keys_command == "create":
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        expires = None
+        if args.expires_days is not None:
+            expires = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=args.expires_days)
+        given = None
+        if args.from_env:
+            given = os.environ.get(args.from_env, "").strip()
+            if not given:
+                print(f"credo: ${args.from_env} is empty", file=sys.stderr)
+                return 2
+        token = auth.create_key(args.name, scopes, owner=args.owner, expires_at=expires, token=given)
+        print(f"API key '{args.name}' created with scopes {','.join(scopes)}; it is shown this once:", file=sys.stderr)
+        print(token)  # alone on the last line of standard output: `$(credo keys create ...)` captures it
+        return 0
+    if args.keys_command == "list":
+        for key in auth.list_keys(include_revoked=args.all):
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "prefix": key.prefix,
+                            "user": key.owner,
+                            "name": key.label,
+                            "scopes": list(key.scopes),
+                            "state": key.state,
+                            "created_at": key.created_at.isoformat(),
+                            "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+                        }
+                    )
+                )
+            else:
+                print(f"{key.prefix:<16} {key.owner:<20} {key.state:<8} {','.join(key.scopes):<28} {key.label or ''}")
+        return 0
+    auth.revoke_key(args.prefix, args.actor)
+    print(f"{args.prefix}: revoked")
+    return 0
+
+
+# --- the decision log: `credo decide --record` and `credo audit` ---------------------------------------------------
+
+
+def _audit_parsers(sub: argparse._SubParsersAction) -> None:
+    """`decide --record` (through the same service as the API) and `credo audit ...`."""
+    p = sub.choices["decide"]
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="decide with the database's active versions and record each decision in its audit trail",
+    )
+    p.add_argument("--as", dest="actor", metavar="NAME", help="with --record: the caller to record (default: you)")
+    _database(p)
+
+    audit = sub.add_parser("audit", help="the decision log: verify, replay, export, purge, checkpoint")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    p = asub.add_parser("verify", help="walk both hash chains; report the first bad sequence number (exit 1)")
+    p.add_argument("--checkpoints", metavar="FILE", help="checkpoint file (default: $CREDO_AUDIT_CHECKPOINT)")
+    p.add_argument("--json", action="store_true")
+    _database(p)
+    p = asub.add_parser("replay", help="re-run a recorded decision under its recorded versions")
+    p.add_argument("decision_id", metavar="DECISION_ID")
+    p.add_argument("--against", metavar="NAME@N", help="show what this other version would have decided")
+    p.add_argument("--json", action="store_true")
+    _database(p)
+    p = asub.add_parser("show", help="one recorded decision as JSON (sensitive values masked)")
+    p.add_argument("decision_id", metavar="DECISION_ID")
+    p.add_argument("--unmask", action="store_true", help="show sensitive values (needs the audit key)")
+    _database(p)
+    p = asub.add_parser("export", help="stream records as CSV or JSON Lines (an auditor's governance event)")
+    p.add_argument("--from", dest="start", type=_date, metavar="DATE", help="first day (UTC), inclusive")
+    p.add_argument("--to", dest="end", type=_date, metavar="DATE", help="last day (UTC), inclusive")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    p.add_argument("--policy")
+    p.add_argument("--outcome")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    p.add_argument("--unmask", action="store_true", help="include sensitive values (needs the audit key)")
+    _actor(p)
+    _database(p)
+    p = asub.add_parser("purge", help="delete records before DATE (never younger than the retention floor)")
+    p.add_argument("--before", type=_date, required=True, metavar="DATE")
+    _actor(p)
+    _database(p)
+    p = asub.add_parser("checkpoint", help="write a checkpoint of both chains' heads now")
+    _database(p)
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    if not args.record:
+        return engine_cli.cmd_decide(args)
+    import getpass
+
+    from audit.errors import AuditUnavailable
+    from engine.evaluate import reject
+    from web.services.decisions import Caller, decide_and_record
+
+    if args.rules:
+        print("credo: --record decides with the database's active versions; --rules does not apply", file=sys.stderr)
+        return 2
+    if args.engine != "rete":
+        print("credo: --record decides on the rete engine, as the API does", file=sys.stderr)
+        return 2
+    _bind(args)
+    caller = Caller("cli", args.actor or getpass.getuser())
+    rejected = False
+    try:
+        for case in engine_cli._read_cases(args.case):
+            if isinstance(case, CredoError):
+                line: dict = {"error": {"code": "bad-json", "message": case.problems[0].message, "problems": []}}
+                rejected = True
+            else:
+                try:
+                    line = decide_and_record(args.policy, case, caller=caller, as_of=args.as_of)
+                except CredoError as error:
+                    line = reject(error.problems)
+                    rejected = True
+            sys.stdout.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n")
+    except AuditUnavailable as exc:
+        # Fail closed: the case that could not be recorded gets no decision, and neither do the ones after it.
+        sys.stdout.flush()
+        print(f"credo: {exc.format()}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"credo: cannot read {args.case}: {exc.strerror}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    return 1 if rejected else 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from audit.errors import AuditUnavailable
+
+    _bind(args)
+    try:
+        return _audit(args)
+    except AuditUnavailable as exc:
+        print(f"credo: {exc.format()}", file=sys.stderr)
+        return 2
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import getpass
+
+    from audit.verify import format_report
+    from web.services import decisions
+
+    command = args.audit_command
+    if command == "verify":
+        report = decisions.verify(args.checkpoints)
+        if args.json:
+            print(json.dumps(report.to_dict(), ensure_ascii=False))
+        else:
+            print("\n".join(format_report(report)))
+        return 0 if report.ok else 1
+    if command == "replay":
+        result = decisions.replay(args.decision_id, args.against)
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        elif result["identical"]:
+            print(f"{result['decision_id']}: identical" + (f" under {args.against}" if args.against else ""))
+        else:
+            against = f" (under {args.against})" if args.against else ""
+            print(f"{result['decision_id']}: {len(result['differences'])} difference(s){against}:")
+            for diff in result["differences"]:
+                recorded = json.dumps(diff["recorded"], ensure_ascii=False)
+                replayed = json.dumps(diff["replayed"], ensure_ascii=False)
+                print(f"  {diff['path']}: {recorded} -> {replayed}")
+        return 0 if result["identical"] or args.against else 1
+    if command == "show":
+        caller = decisions.Caller("cli", getpass.getuser(), can_unmask=args.unmask)
+        print(json.dumps(decisions.get_decision(args.decision_id, caller), ensure_ascii=False))
+        return 0
+    if command == "export":
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
+        try:
+            count = decisions.export(
+                out,
+                args.actor,
+                start=args.start,
+                end=args.end,
+                fmt=args.format,
+                policy=args.policy,
+                outcome=args.outcome,
+                unmask=args.unmask,
+            )
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        print(f"{count} record(s) exported", file=sys.stderr)
+        return 0
+    if command == "purge":
+        result = decisions.purge(args.before, args.actor)
+        if not result.purged:
+            print(f"nothing to purge before {args.before.isoformat()}")
+            return 0
+        print(f"purged {result.purged} record(s) through seq {result.through_seq}; the chain now starts after it")
+        if result.checkpoint_error:
+            print(f"credo: the purge checkpoint was not written: {result.checkpoint_error}", file=sys.stderr)
+            print("credo: run `credo audit checkpoint` so that verify can anchor the chain", file=sys.stderr)
+            return 2
+        return 0
+    line = decisions.write_checkpoint()
+    print(f"checkpoint: seq {line['seq']} {line['head_hash']} (governance seq {line['governance_seq']})")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     **engine_cli.COMMANDS,
     "db": cmd_db,
     "rules": cmd_rules,
     "customers": cmd_customers,
     "notify": cmd_notify,
+    "decide": cmd_decide,
+    "audit": cmd_audit,
+    "serve": cmd_serve,
+    "keys": cmd_keys,
 }
 
 

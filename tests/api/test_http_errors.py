@@ -1,0 +1,171 @@
+"""Bad input gets a clear 4xx in the one error shape, by JSON path; nothing else ever shows a traceback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from engine.evaluate import EvaluationError
+from tests.api.conftest import Api, decision_request
+
+JSON = {"Content-Type": "application/json"}
+
+
+def error_of(response: requests.Response) -> dict[str, Any]:
+    assert response.headers["Content-Type"].startswith("application/json"), response.text[:200]
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "problems"}, body
+    for problem in body["error"]["problems"]:
+        assert set(problem) == {"path", "code", "message"}, problem
+    return dict(body["error"])
+
+
+def test_health_needs_no_key_and_checks_database_and_policies(api: Api) -> None:
+    response = api.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["database"]["ok"] and body["policies"]["ok"]
+    assert "2 of 2 policies ready" in body["policies"]["detail"]
+
+
+def test_unknown_route_and_wrong_method_answer_in_the_one_shape(api: Api) -> None:
+    missing = api.get("/no-such-thing", "admin")
+    assert missing.status_code == 404 and error_of(missing)["code"] == "not-found"
+    wrong = api.request("DELETE", "/policies", "admin")
+    assert wrong.status_code == 405 and error_of(wrong)["code"] == "method-not-allowed"
+    assert "GET" in wrong.headers["Allow"]
+    outside = requests.get(api.base.rsplit("/api/v1", 1)[0] + "/favicon.ico", timeout=10)
+    assert outside.status_code == 404 and error_of(outside)["code"] == "not-found"
+
+
+def test_an_invalid_case_lists_every_problem_by_json_path(api: Api) -> None:
+    body = decision_request()
+    body["case"]["financials"]["ebitda"] = "lots"
+    body["case"]["credit"]["max_dpd_12m"] = -3
+    body["case"]["borrower"]["colour"] = "blue"
+    response = api.post("/decisions", "decide", json=body)
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "invalid-case"
+    paths = {p["path"] for p in error["problems"]}
+    assert {"$.case.financials.ebitda", "$.case.credit.max_dpd_12m", "$.case.borrower.colour"} <= paths
+
+
+def test_the_envelope_is_validated_strictly_with_paths(api: Api) -> None:
+    response = api.post(
+        "/decisions", "decide", json={"policy": "Project Finance!", "case": [], "as_of": "30/06/2026", "asof": 1}
+    )
+    assert response.status_code == 422
+    paths = {p["path"] for p in error_of(response)["problems"]}
+    assert {"$.policy", "$.case", "$.as_of", "$.asof"} <= paths
+    # A string is not a number, even when it spells one.
+    review = api.post(
+        "/decisions/" + "0" * 26 + "/review", "underwriter1", json={"outcome": "approve", "reason": "x", "limit": "5"}
+    )
+    assert review.status_code == 422 and {p["path"] for p in error_of(review)["problems"]} == {"$.limit"}
+
+
+def test_unknown_policy_is_404(api: Api) -> None:
+    response = api.post("/decisions", "decide", json={"policy": "no-such-policy", "case": {}, "as_of": "2026-06-30"})
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "unknown-policy"
+
+
+def test_oversized_body_is_413(api: Api) -> None:
+    big = b'{"policy": "project-finance", "case": {"x": "' + b"a" * 1_100_000 + b'"}}'
+    response = api.post("/decisions", "decide", data=big, headers=JSON)
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "body-too-large"
+
+
+def test_wrong_content_type_is_415(api: Api) -> None:
+    body = json.dumps(decision_request())
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        response = api.post("/decisions", "decide", data=body, headers={"Content-Type": content_type})
+        assert response.status_code == 415, content_type
+        assert error_of(response)["code"] == "unsupported-media-type"
+
+
+def test_unparsable_json_and_non_json_numbers_are_400(api: Api) -> None:
+    for raw in (b'{"policy": ', b"\xff\xfe", b'{"policy": "project-finance", "case": {"x": NaN}}'):
+        response = api.post("/decisions", "decide", data=raw, headers=JSON)
+        assert response.status_code == 400, raw
+        error = error_of(response)
+        assert error["code"] == "bad-json" and error["problems"][0]["path"] == "$"
+
+
+def test_deep_or_huge_cases_are_refused_before_anything_walks_them(api: Api) -> None:
+    deep: Any = "x"
+    for _ in range(40):
+        deep = {"a": deep}
+    response = api.post("/decisions", "decide", json={"policy": "project-finance", "case": deep})
+    assert response.status_code == 422 and error_of(response)["code"] == "body-too-complex"
+    wide = {"policy": "project-finance", "case": {"f": {f"k{i}": i for i in range(6000)}}}
+    response = api.post("/decisions", "decide", json=wide)
+    assert response.status_code == 422 and error_of(response)["code"] == "body-too-complex"
+    long_text = {"policy": "project-finance", "case": {"borrower": {"name": "n" * 20_000}}}
+    response = api.post("/decisions", "decide", json=long_text)
+    assert response.status_code == 422
+    assert error_of(response)["problems"][0]["path"] == "$.case.borrower.name"
+
+
+def test_missing_body_and_unknown_query_parameters(api: Api) -> None:
+    response = api.post("/decisions", "decide")
+    assert response.status_code == 422 and error_of(response)["code"] == "body-required"
+    response = api.get("/policies", "read", params={"colour": "blue"})
+    assert response.status_code == 422 and error_of(response)["problems"][0]["path"] == "query:colour"
+    response = api.get("/alerts", "monitor", params={"limit": "many", "status": "lost"})
+    assert response.status_code == 422
+    assert {p["path"] for p in error_of(response)["problems"]} == {"query:limit", "query:status"}
+
+
+def test_malformed_ids_are_404(api: Api) -> None:
+    for path in ("/decisions/not-a-decision-id", "/alerts/abc/acknowledge", "/rulesets/Bad Name/versions"):
+        method = "POST" if path.endswith("acknowledge") else "GET"
+        response = api.request(method, path, "admin", json={} if method == "POST" else None)
+        assert response.status_code == 404, path
+        error_of(response)
+
+
+def test_an_unexpected_failure_is_a_500_without_a_traceback(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import web.api.rules
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret detail /etc/passwd")
+
+    monkeypatch.setattr(web.api.rules.rules, "list_versions", broken)
+    response = api.get("/rulesets/project-finance/versions", "read")
+    assert response.status_code == 500
+    error = error_of(response)
+    assert error["code"] == "internal-error" and "incident" in error["message"]
+    assert "secret" not in response.text and "RuntimeError" not in response.text
+
+
+def test_an_evaluation_failure_follows_on_error_and_is_recorded(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.evaluate
+
+    def fail(self: Any, matcher: Any) -> None:
+        raise EvaluationError("engine-fault", "the rule engine failed on this case")
+
+    monkeypatch.setattr(engine.evaluate._State, "run", fail)
+    response = api.post("/decisions", "decide", json=decision_request("approve-energy.json"))
+    assert response.status_code == 200, response.text
+    decision = response.json()
+    assert decision["outcome"] == "refer"  # project-finance's on_error
+    assert decision["error"]["code"] == "engine-fault"
+    assert [r["code"] for r in decision["reasons"]] == ["R-ERROR"]
+    monkeypatch.undo()
+    recorded = api.get(f"/decisions/{decision['decision_id']}", "read")
+    assert recorded.status_code == 200
+    assert recorded.json()["decision"]["error"]["code"] == "engine-fault"
+
+
+def test_no_debugger_and_security_headers(api: Api) -> None:
+    response = api.get("/health")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Werkzeug Debugger" not in api.get("/no-such-thing").text
