@@ -1,0 +1,301 @@
+"""Every page renders for every role that may see it, and the main flows work through the test client."""
+
+from __future__ import annotations
+
+from tests.console.conftest import PEOPLE, Console, token
+
+
+def test_login_sets_a_hardened_cookie_and_rotates_the_session(console: Console) -> None:
+    client = console.app.test_client()
+    first = client.get("/console/login")
+    assert first.status_code == 200
+    from tests.console.conftest import login
+
+    answer = login(client, "author1")
+    assert answer.status_code == 302
+    cookie = next(h for h in answer.headers.getlist("Set-Cookie") if h.startswith("credo_console="))
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    old = cookie.split(";")[0].split("=", 1)[1]
+    again = login(client, "author1")
+    new = next(h for h in again.headers.getlist("Set-Cookie") if h.startswith("credo_console="))
+    assert new.split(";")[0].split("=", 1)[1] != old
+    # The old session no longer works.
+    stale = console.app.test_client()
+    stale.set_cookie("credo_console", old)
+    assert stale.get("/console/").status_code == 302
+
+
+def test_wrong_password_is_refused(console: Console) -> None:
+    from tests.console.conftest import login
+
+    client = console.app.test_client()
+    answer = login(client, "author1", "nope")
+    assert answer.status_code == 401
+    assert client.get("/console/").status_code == 302
+
+
+def test_every_page_renders(console: Console) -> None:
+    pages = [
+        "/console/",
+        "/console/rules",
+        "/console/rules?kind=policy",
+        "/console/rules/limits-pricing",
+        "/console/rules/limits-pricing/1",
+        "/console/rules/limits-pricing/1/tests",
+        "/console/rules/limits-pricing/1/tables",
+        "/console/rules/project-finance/1/tests",
+        "/console/rules/limits-pricing/1/try?example=approve-energy",
+        "/console/rules/project-finance/1/try",
+        "/console/rules/limits-pricing/diff?a=1&b=1",
+        "/console/simulations",
+        "/console/simulations/new?candidate=limits-pricing@1",
+        f"/console/simulations/{console.run_id}",
+        f"/console/simulations/{console.run_id}/cases",
+        f"/console/simulations/{console.run_id}/cases?b_outcome=refer&c_outcome=refer",
+        f"/console/simulations/{console.run_id}/cases?rule=TIER-GRID/1&rule_side=candidate",
+        f"/console/simulations/{console.run_id}/cases?b_tier=none&c_tier=none",
+        f"/console/simulations/{console.run_id}/cases/1",
+        f"/console/simulations/{console.run_id}/cases?score_side=candidate&score_min=600&score_max=640",
+        f"/console/simulations/{console.run_id}/progress",
+        "/console/alerts",
+        "/console/customers",
+        "/console/customers/C00001",
+    ]
+    admin = console.client("admin1")
+    for page in pages:
+        answer = admin.get(page)
+        assert answer.status_code == 200, (page, answer.status_code, answer.get_data(as_text=True)[:2000])
+    for table in ("kpis", "swap_set", "tier_migration", "rule_fires", "reason_mix", "score_histogram", "cutoff"):
+        answer = admin.get(f"/console/simulations/{console.run_id}/export/{table}.csv")
+        assert answer.status_code == 200 and answer.mimetype == "text/csv", table
+        assert len(answer.get_data(as_text=True).splitlines()) > 1, table
+    auditor = console.client("auditor1")
+    decision = console.decisions["refer"]
+    for page in ["/console/audit", "/console/audit?outcome=refer&rule=PF-DSCR-THIN&uses=limits-pricing@1",
+                 "/console/audit/chain",
+                 "/console/audit/governance", f"/console/audit/decisions/{decision}", "/console/reviews",
+                 f"/console/reviews/{decision}"]:
+        answer = auditor.get(page)
+        assert answer.status_code == 200, (page, answer.status_code, answer.get_data(as_text=True)[:2000])
+
+
+def test_everyone_can_sign_in(console: Console) -> None:
+    for name in PEOPLE:
+        client = console.client(name)
+        assert client.get("/console/whoami").get_json()["username"] == name
+        assert token(client)
+
+
+def test_an_underwriter_decides_a_referred_case(console: Console) -> None:
+    decision = console.decisions["refer"]
+    underwriter = console.client("underwriter1")
+    page = underwriter.get(f"/console/reviews/{decision}").get_data(as_text=True)
+    assert "Automated decision" in page and "R-PF-DSCR-THIN" in page
+    queue = underwriter.get("/console/reviews").get_data(as_text=True)
+    assert decision in queue
+    answer = underwriter.post(
+        f"/console/reviews/{decision}/decide",
+        data={"csrf_token": token(underwriter), "outcome": "approve", "reason": "strong sponsor support",
+              "limit": "150000000", "rate": "5.5", "conditions": "Quarterly reporting\nSponsor guarantee"},
+    )
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200, html[:3000]
+    assert "The override is effective" in html
+    assert "strong sponsor support" in html  # the override history
+    assert decision not in underwriter.get("/console/reviews").get_data(as_text=True)
+    again = underwriter.post(f"/console/reviews/{decision}/decide",
+                             data={"csrf_token": token(underwriter), "outcome": "decline", "reason": "second try"})
+    assert again.status_code == 409 and "already reviewed" in again.get_data(as_text=True)
+
+
+def test_overriding_a_decline_needs_a_second_underwriter(console: Console) -> None:
+    decision = console.decisions["decline"]
+    first, second = console.client("underwriter1"), console.client("underwriter2")
+    terms = {"outcome": "approve", "reason": "arrears cured", "limit": "10000000", "rate": "6", "conditions": ""}
+    asked = first.post(f"/console/reviews/{decision}/decide", data={"csrf_token": token(first), **terms})
+    assert asked.status_code == 200 and "second underwriter must confirm" in asked.get_data(as_text=True)
+    same = first.post(f"/console/reviews/{decision}/decide", data={"csrf_token": token(first), **terms})
+    assert same.status_code == 409 and "different underwriter must confirm" in same.get_data(as_text=True)
+    confirmed = second.post(f"/console/reviews/{decision}/decide", data={"csrf_token": token(second), **terms})
+    html = confirmed.get_data(as_text=True)
+    assert confirmed.status_code == 200 and "confirmed by underwriter2" in html, html[:3000]
+
+
+def test_alerts_move_from_open_to_resolved(console: Console) -> None:
+    import re
+
+    admin = console.client("admin1")
+    board = admin.get("/console/alerts").get_data(as_text=True)
+    ids = re.findall(r"/console/alerts/(\d+)/acknowledge", board)
+    assert ids, "the seeded customers raised no alert"
+    alert = ids[0]
+    csrf = token(admin)
+    assert admin.post(f"/console/alerts/{alert}/acknowledge", data={"csrf_token": csrf}).status_code == 302
+    board = admin.get("/console/alerts").get_data(as_text=True)
+    assert f"/console/alerts/{alert}/acknowledge" not in board and f"/console/alerts/{alert}/resolve" in board
+    assert admin.post(f"/console/alerts/{alert}/resolve", data={"csrf_token": csrf}).status_code == 302
+    refused = admin.post(f"/console/alerts/{alert}/resolve", data={"csrf_token": csrf})
+    assert refused.status_code == 409 and "resolved" in refused.get_data(as_text=True)
+    # An author who is not the RM may not move someone else's alert: the service says so, the page explains.
+    author = console.client("author1")
+    other = ids[1] if len(ids) > 1 else None
+    if other:
+        answer = author.post(f"/console/alerts/{other}/acknowledge", data={"csrf_token": token(author)})
+        assert answer.status_code == 403 and "assigned to" in answer.get_data(as_text=True)
+
+
+def test_the_editor_check_matches_the_save(console: Console) -> None:
+    author = console.client("author1")
+    csrf = token(author)
+    from engine.library import REPO
+
+    text = (REPO / "rulesets" / "limits-pricing.yaml").read_text().replace(
+        "application.tenor_months > 120", "application.tenor_month > 120"
+    )
+    live = author.post("/console/rules/validate", json={"text": text, "ref": "limits-pricing@1"},
+                       headers={"X-CSRF-Token": csrf}).get_json()["problems"]
+    assert [(p["code"], p["line"]) for p in live if p["severity"] == "error"] == [("unknown-field", 79)]
+    saved = author.post("/console/rules/limits-pricing/1/save", data={"csrf_token": csrf, "text": text})
+    assert saved.status_code == 302
+    page = author.get(saved.headers["Location"]).get_data(as_text=True)
+    assert 'data-line="79">line 79, column 11: <code>unknown-field</code>' in page
+    # Submitting it is refused, and the refusal lists the same problem.
+    number = saved.headers["Location"].split("/")[-1].split("?")[0]
+    refused = author.post(f"/console/rules/limits-pricing/{number}/submit", data={"csrf_token": csrf})
+    assert refused.status_code == 422
+    assert "line 79, column 11" in refused.get_data(as_text=True)
+    # The side-by-side diff shows the one changed line.
+    diff = author.get(f"/console/rules/limits-pricing/diff?a=1&b={number}").get_data(as_text=True)
+    assert "1 line(s) differ" in diff
+
+
+def test_try_it_decides_with_the_full_trace(console: Console) -> None:
+    from engine.library import REPO
+
+    author = console.client("author1")
+    raw = (REPO / "examples" / "approve-energy.json").read_text()
+    html = author.post(
+        "/console/rules/limits-pricing/1/try",
+        data={"csrf_token": token(author), "target": "project-finance", "as_of": "2026-06-30", "raw": raw},
+    ).get_data(as_text=True)
+    assert 'id="try-result"' in html and "oc-approve" in html
+    assert "TIER-GRID/1" in html and "financials.dscr = " in html  # the trace, with the values
+    # The generated form, prefilled from an example, decides the same.
+    form_page = author.get("/console/rules/limits-pricing/1/try?example=approve-energy").get_data(as_text=True)
+    assert 'name="f:financials.ebitda" value="130000000"' in form_page
+
+
+def test_a_run_whose_worker_died_is_queued_again_and_finishes(console: Console, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from audit import store
+    from audit.db import write_session
+    from engine.library import REPO
+    from web.services import simulations
+
+    book = Path(str(tmp_path)) / "tiny.csv"
+    book.write_text("\n".join((REPO / "examples" / "portfolio.csv").read_text().splitlines()[:21]) + "\n")
+    run_id = simulations.enqueue("approver1", policy="corporate-term-loan", as_of=simulations.dt.date(2026, 6, 30),
+                                 candidate=["limits-pricing@1"], portfolio=book, portfolio_name="tiny")
+    assert simulations.claim("worker-that-dies") == run_id
+    assert simulations.get_run(run_id).status == "running"
+    with write_session():  # its heartbeat stops
+        store.write_cursor().execute(
+            store.adapt("UPDATE simulation_run SET heartbeat_at = ? WHERE id = ?"), ("2000-01-01 00:00:00", run_id)
+        )
+    assert simulations.requeue_stale() == [run_id]
+    assert simulations.get_run(run_id).status == "queued"
+    # The page of a queued run says so (and would start a worker, were the console's worker not off here).
+    page = console.client("approver1").get(f"/console/simulations/{run_id}").get_data(as_text=True)
+    assert 'http-equiv="refresh"' in page and "queued" in page
+    assert simulations.work(idle_exit=0, once=True) >= 1
+    finished = simulations.get_run(run_id)
+    assert finished.status == "done" and finished.attempts == 2 and finished.progress == 1.0
+    assert simulations.count_cases(run_id, simulations.CaseFilter()) == 20
+
+
+def test_every_report_table_drills_down_to_its_cases(console: Console) -> None:
+    import re
+    from html import unescape
+
+    client = console.client("approver1")
+    page = client.get(f"/console/simulations/{console.run_id}").get_data(as_text=True)
+    links = {unescape(h) for h in re.findall(r'href="(/console/simulations/\d+/cases\?[^"]+)"', page)}
+    kinds = {k for link in links for k in ("c_outcome=", "b_tier=", "rule=", "reason=", "score_side=") if k in link}
+    assert kinds == {"c_outcome=", "b_tier=", "rule=", "reason=", "score_side="}
+    from web.services import simulations
+
+    total = simulations.count_cases(console.run_id, simulations.CaseFilter())
+    swap = [link for link in links if "b_outcome=" in link and "c_outcome=" in link]
+    counted = 0
+    for link in swap:
+        answer = client.get(link).get_data(as_text=True)
+        found = re.search(r"<h1>(\d+) case", answer)
+        assert found, link
+        counted += int(found.group(1))
+    assert counted == total  # the swap-set cells partition the book
+
+
+def test_a_simulation_of_an_uploaded_portfolio(console: Console) -> None:
+    import io
+
+    from engine.library import REPO
+    from web.services import simulations
+
+    rows = (REPO / "examples" / "portfolio.csv").read_text().splitlines()[:31]
+    client = console.client("author1")
+    answer = client.post(
+        "/console/simulations/new",
+        data={
+            "csrf_token": token(client),
+            "policy": "corporate-term-loan",
+            "as_of": "2026-06-30",
+            "candidate": "limits-pricing@1",
+            "portfolio": "upload",
+            "file": (io.BytesIO(("\n".join(rows) + "\n").encode()), "my book.csv"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:3000]
+    run_id = int(answer.headers["Location"].rsplit("/", 1)[-1])
+    assert simulations.get_run(run_id).status == "queued"
+    simulations.work(idle_exit=0, once=True)
+    run = simulations.get_run(run_id)
+    assert run.status == "done" and run.portfolio_name == "upload: my book.csv"
+    page = client.get(f"/console/simulations/{run_id}").get_data(as_text=True)
+    assert "30 cases decided" in page
+    # A side that does not compile is refused at once, with its problems.
+    refused = client.post(
+        "/console/simulations/new",
+        data={"csrf_token": token(client), "policy": "no-such-policy", "as_of": "2026-06-30",
+              "candidate": "limits-pricing@1", "portfolio": "demo"},
+    )
+    assert refused.status_code == 422 and "unknown-policy" in refused.get_data(as_text=True)
+
+
+def test_the_decision_search_filters(console: Console) -> None:
+    auditor = console.client("auditor1")
+
+    def count(query: str) -> int:
+        import re
+
+        page = auditor.get("/console/audit?" + query).get_data(as_text=True)
+        found = re.search(r"(\d+) matching decision", page)
+        assert found, page[:2000]
+        return int(found.group(1))
+
+    assert count("outcome=refer") >= 1
+    assert count("rule=PF-DSCR-THIN&outcome=refer") >= 1
+    assert count("rule=NO-SUCH-RULE") == 0
+    assert count("uses=limits-pricing@1&policy=project-finance&policy_version=1") >= 3
+    assert count("uses=limits-pricing@99") == 0
+    assert count("caller=client-demo") >= 3 and count("caller=someone-else") == 0
+    assert count("customer=app-refer") >= 1 and count("customer=app-nothing") == 0
+    assert count("tier=A&outcome=approve") >= 1
+    assert count("from=2000-01-01&to=2000-01-02") == 0
+    assert auditor.get("/console/audit?from=not-a-date").status_code == 400
+    exported = auditor.post("/console/audit/export?outcome=refer",
+                            data={"csrf_token": token(auditor), "format": "csv"})
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    lines = exported.get_data(as_text=True).splitlines()
+    assert lines[0].startswith("seq,decision_id") and all(",refer," in line for line in lines[1:])
