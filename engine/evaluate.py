@@ -326,17 +326,7 @@ class _State:
             "reasons": reasons,
             "conditions": [] if error else list(c.get("conditions", [])),
             "alerts": [] if error else list(c.get("alerts", [])),
-            "policy": {
-                "name": unit.name,
-                "version": unit.policy.version if unit.policy else None,
-                "digest": unit.digest,
-            },
-            "rulesets": [{"name": r.name, "version": r.version, "digest": r.digest} for r in unit.rulesets],
-            "scorecard": (
-                {"name": unit.scorecard.name, "version": unit.scorecard.version, "digest": unit.scorecard.digest}
-                if unit.scorecard
-                else None
-            ),
+            **unit.provenance(),
             "as_of": as_of.isoformat(),
             "engine": ENGINE_VERSION,
             "fired": score_trace + [self._trace(a, values) for a, values in self.resolved],

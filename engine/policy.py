@@ -145,6 +145,15 @@ class CompiledPolicy:
             self._network = Network(self.network_spec)
         return self._network
 
+    def provenance(self) -> dict[str, Any]:
+        """The versions and digests a decision names: the policy, its rulesets and its scorecard (fresh dicts)."""
+        card, version = self.scorecard, self.policy.version if self.policy else None
+        return {
+            "policy": {"name": self.name, "version": version, "digest": self.digest},
+            "rulesets": [{"name": r.name, "version": r.version, "digest": r.digest} for r in self.rulesets],
+            "scorecard": {"name": card.name, "version": card.version, "digest": card.digest} if card else None,
+        }
+
     def reader_of(self, output: str) -> bool:
         return output in self.output_levels
 

@@ -1562,17 +1562,7 @@ class _Case:
             "reasons": reasons,
             "conditions": [] if conditions is None else list(conditions),
             "alerts": [] if alerts is None else list(alerts),
-            "policy": {
-                "name": unit.name,
-                "version": unit.policy.version if unit.policy else None,
-                "digest": unit.digest,
-            },
-            "rulesets": [{"name": r.name, "version": r.version, "digest": r.digest} for r in unit.rulesets],
-            "scorecard": (
-                {"name": unit.scorecard.name, "version": unit.scorecard.version, "digest": unit.scorecard.digest}
-                if unit.scorecard
-                else None
-            ),
+            **unit.provenance(),
             "as_of": result.as_of.isoformat(),
             "engine": ENGINE_VERSION,
             "fired": self.score_trace() + [self.trace(a) for a in self.plan._trace_order if self.row[a]],
