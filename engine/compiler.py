@@ -3,7 +3,8 @@
 Nothing here imports durable_rules (engine/runtime.py is the only module that does); the output is
 plain text and tables that the runtime feeds to the C extension. The encoding, and why:
 
-* Every fact is one JSON object ``{"t":<tag code>,"d":<decision>,"id":"<id>", "v0":..., ...}``.
+* Every fact is one JSON object ``{"t":<tag code>,"d":"<decision>","id":"<id>", "v0":..., ...}`` (the decision
+  number as a string: joins hash it for every frame, and the core hashes a string without printing it first).
   Tags are small integers (each pattern's first test is ``{"t":code}``); field names are replaced by
   generated names (``v0``, ``v1``...) so that user names can never collide with ``t``/``d``/``id``/``sid``,
   need no escaping, and their 32-bit FNV-1a hashes (the engine looks properties up by hash only) are
@@ -24,7 +25,9 @@ plain text and tables that the runtime feeds to the C extension. The encoding, a
 * Each DNF branch becomes one engine rule with one pattern per fact tag it reads; patterns after the
   first end with the always-true join ``{"d":{"p0":"d"}}`` (a false join as the last term of an ``$and``
   reads past an array, events.c:612). Identical branches, also across activations, share one rule whose
-  action maps back to every activation key. A branch with no atom reads a per-decision start fact.
+  action maps back to every activation key. A branch with no atom is always true: it never reaches the engine
+  (`CompiledNetwork.always`; the runtime reports it with a decision's first assertion), which spares every
+  decision a start fact, its action and its retraction.
 * ``a op b`` on two fields of one fact is ``{"$op":{"a":{"$m":"b"}}}`` preceded by ``$ex`` on ``b``: the
   engine evaluates a ``$m`` reference to an absent property with an uninitialised result.
 
@@ -141,19 +144,17 @@ class Partition:
     ruleset_json: str
     rules: tuple[tuple[str, tuple[str, ...]], ...]  # engine rule name -> activation keys
     origins: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]  # engine rule name -> (key, 1-based branch)
-    tags: frozenset[str]  # fact tags read here (START_TAG for branches without atoms)
+    tags: frozenset[str]  # fact tags read here
     max_true_alpha: int  # worst number of alpha tests one fact satisfies here
-
-
-START_TAG = "~start"  # not a valid plan tag: the per-decision start fact
 
 
 @dataclass(frozen=True)
 class CompiledNetwork:
     name: str
     partitions: tuple[Partition, ...]
-    layouts: tuple[FactLayout, ...]  # one per tag some pattern reads (the start fact included)
+    layouts: tuple[FactLayout, ...]  # one per tag some pattern reads
     activation_keys: tuple[str, ...] = field(default=())
+    always: tuple[str, ...] = ()  # activation keys with a branch without atoms: true on every decision
 
     def layout(self, tag: str) -> FactLayout | None:
         for layout in self.layouts:
@@ -198,7 +199,7 @@ class _Rule:
 
 
 class _Node:
-    __slots__ = ("betas", "bound", "children", "hashed", "listed", "test")
+    __slots__ = ("betas", "bound", "by_prop", "children", "groups", "hashed", "listed", "refs", "test")
 
     def __init__(self, test: _Test | None) -> None:
         self.test = test
@@ -207,40 +208,66 @@ class _Node:
         self.listed = 0  # `$nex` children (a separate list)
         self.betas = 0  # rules whose pattern ends here
         self.bound = 1
+        # What `bound` is made of, kept so that a change under one child recomputes only that child's share:
+        self.by_prop: dict[str, list[_Node]] = {}  # children testing a property against constants or presence
+        self.groups: dict[str, int] = {}  # per such property, the most of its children one value satisfies
+        self.refs: list[_Node] = []  # `$m` and join children: pushed unconditionally, so they add up
 
-
-def _bound(node: _Node) -> int:
-    """Most alpha nodes under (and including) `node` that one fact can satisfy together.
-
-    Children on different properties, `$m` references and joins (pushed unconditionally) add up; children
-    that test one property against constants only add up where one value satisfies them together, which a
-    sweep over the sorted constants finds exactly; `$nex` children count only when the property is absent.
-    """
-    total = 1
-    by_prop: dict[str, list[_Node]] = {}
-    for child in node.children.values():
+    def link(self, key: tuple[object, ...], child: _Node) -> None:
+        self.children[key] = child
         test = child.test
         assert test is not None
         if test.op in ("m", "join"):
-            total += child.bound
+            self.refs.append(child)
         else:
-            by_prop.setdefault(test.prop, []).append(child)
-    for kids in by_prop.values():
-        absent = 0
-        present = 0
-        compared: list[_Node] = []
-        for kid in kids:
-            op = kid.test.op  # type: ignore[union-attr]
-            if op == "nex":
-                absent += kid.bound
-            elif op == "ex":
-                present += kid.bound
-            else:
-                compared.append(kid)
-        if compared:
-            present += _best_value(compared)
-        total += max(absent, present)
-    return total
+            self.by_prop.setdefault(test.prop, []).append(child)
+
+    def unlink(self, key: tuple[object, ...]) -> _Node:
+        child = self.children.pop(key)
+        test = child.test
+        assert test is not None
+        if test.op in ("m", "join"):
+            self.refs.remove(child)
+        else:
+            kids = self.by_prop[test.prop]
+            kids.remove(child)
+            if not kids:
+                del self.by_prop[test.prop]
+                del self.groups[test.prop]
+        return child
+
+    def refresh(self, child: _Node) -> None:
+        """Recompute `bound` after `child` was linked, unlinked or changed its own bound.
+
+        `bound` is the most alpha nodes under (and including) this node that one fact can satisfy together.
+        Children on different properties, `$m` references and joins (pushed unconditionally) add up; children
+        that test one property against constants only add up where one value satisfies them together, which a
+        sweep over the sorted constants finds exactly; `$nex` children count only when the property is absent.
+        Only the share of `child`'s property is recomputed: the others cannot have changed.
+        """
+        test = child.test
+        assert test is not None
+        if test.op not in ("m", "join") and test.prop in self.by_prop:
+            self.groups[test.prop] = _group_bound(self.by_prop[test.prop])
+        self.bound = 1 + sum(ref.bound for ref in self.refs) + sum(self.groups.values())
+
+
+def _group_bound(kids: Sequence[_Node]) -> int:
+    """The share of one property's children in their parent's bound."""
+    absent = 0
+    present = 0
+    compared: list[_Node] = []
+    for kid in kids:
+        op = kid.test.op  # type: ignore[union-attr]
+        if op == "nex":
+            absent += kid.bound
+        elif op == "ex":
+            present += kid.bound
+        else:
+            compared.append(kid)
+    if compared:
+        present += _best_value(compared)
+    return max(absent, present)
 
 
 def _best_value(kids: Sequence[_Node]) -> int:
@@ -307,7 +334,8 @@ class _PartitionModel:
                     key = (*key, self._unique)
                 child = node.children.get(key)
                 if child is None:
-                    child = node.children[key] = _Node(test)
+                    child = _Node(test)
+                    node.link(key, child)
                     created.append((node, key, tag))
                     if test.op == "nex":
                         node.listed += 1
@@ -323,8 +351,7 @@ class _PartitionModel:
             if node.betas > MAX_RULES_PER_NODE:
                 reason = f"more than {MAX_RULES_PER_NODE} rules on one identical condition"
             paths.append(path)
-            for step in reversed(path):
-                step.bound = _bound(step)
+            _settle(path)
             if root.bound > MAX_TRUE_ALPHA:
                 reason = (
                     f"{root.bound} alpha tests that one '{tag}' fact can satisfy at once; the engine's per-fact "
@@ -344,18 +371,24 @@ class _PartitionModel:
             if parent is None:
                 del self.roots[tag]
                 continue
-            child = parent.children.pop(key)
+            child = parent.unlink(key)
             if child.test is not None and child.test.op == "nex":
                 parent.listed -= 1
             else:
                 parent.hashed -= 1
         for path in paths:
-            for step in reversed(path):
-                step.bound = _bound(step)
+            _settle(path)
         return reason
 
     def max_true_alpha(self) -> int:
         return max((root.bound for root in self.roots.values()), default=0)
+
+
+def _settle(path: Sequence[_Node]) -> None:
+    """Bring the bounds along a root-to-node path up to date after the nodes under its last step changed: each
+    parent recomputes only the share of the child on the path (O(siblings on that property), not all children)."""
+    for index in range(len(path) - 1, 0, -1):
+        path[index - 1].refresh(path[index])
 
 
 # --- compilation ---------------------------------------------------------------------------------------------------
@@ -376,8 +409,6 @@ def _value_of(value: object) -> float | str:
 
 
 def _check_atom(activation: Activation, atom: Atom) -> None:
-    if atom.ref.fact == START_TAG:
-        raise ValueError(f"{activation.key}: the fact tag {START_TAG!r} is reserved for the start fact")
     if atom.op not in COMPARISONS and atom.op not in PRESENCE:
         raise ValueError(f"{activation.key}: unknown operator {atom.op!r}")
     if atom.op in COMPARISONS:
@@ -507,10 +538,14 @@ def compile_plan(plan: Plan, spans: Mapping[str, SourceSpan] | None = None) -> C
     codes = {tag: code for code, tag in enumerate(tags, start=1)}
     props = {tag: _property_names(fields_by_tag[tag]) for tag in tags}
 
-    # Pass 2: one canonical rule per distinct branch.
+    # Pass 2: one canonical rule per distinct branch; branches without atoms need no rule.
     rules: dict[tuple[object, ...], _Rule] = {}
+    always: dict[str, None] = {}
     for activation in plan.activations:
         for number, branch in enumerate(activation.branches, start=1):
+            if not branch.atoms:
+                always[activation.key] = None
+                continue
             patterns = _patterns(branch, props)
             bad = False
             if len(patterns) > MAX_PATTERNS:
@@ -569,10 +604,9 @@ def compile_plan(plan: Plan, spans: Mapping[str, SourceSpan] | None = None) -> C
             window.append(model)
         window = [m for m in window if m.misses < _RETIRE_AFTER][-_PACK_WINDOW:]
 
-    all_codes = {START_TAG: 0, **codes}
-    partitions = tuple(_render(plan.name, index, model, all_codes) for index, model in enumerate(models))
+    partitions = tuple(_render(plan.name, index, model, codes) for index, model in enumerate(models))
     layouts = _layouts(tags, codes, props, kinds, partitions)
-    return CompiledNetwork(plan.name, partitions, layouts, tuple(a.key for a in plan.activations))
+    return CompiledNetwork(plan.name, partitions, layouts, tuple(a.key for a in plan.activations), tuple(always))
 
 
 def _patterns(branch: Branch, props: Mapping[str, Mapping[str, str]]) -> tuple[tuple[str, tuple[_Test, ...]], ...]:
@@ -605,8 +639,6 @@ def _patterns(branch: Branch, props: Mapping[str, Mapping[str, str]]) -> tuple[t
         for prop in others - present:
             key = (prop, "ex")
             tests[key] = _Test(key, prop, "ex", None, f'{{"$ex":{{"{prop}":1}}}}', _rank("ex", prop, ""))
-    if not by_tag:
-        return ((START_TAG, ()),)
     patterns = []
     for index, tag in enumerate(sorted(by_tag)):
         tests = tuple(sorted(by_tag[tag].values(), key=lambda t: t.rank))
@@ -647,17 +679,14 @@ def _layouts(
     kinds: _Kinds,
     partitions: Sequence[Partition],
 ) -> tuple[FactLayout, ...]:
-    ids = _fact_ids([0, *(codes[tag] for tag in tags)])
+    ids = _fact_ids(codes[tag] for tag in tags)
     layouts = []
-    for tag in [START_TAG, *tags]:
+    for tag in tags:
         readers = tuple(p.index for p in partitions if tag in p.tags)
         if not readers:
-            continue  # no rule reads it (every rule reading it had a problem, or it is the unused start fact)
-        code = 0 if tag == START_TAG else codes[tag]
-        slots = tuple(
-            FieldSlot(name, f',"{prop}":', kinds.slot_kind((tag, name)))
-            for name, prop in (props[tag].items() if tag != START_TAG else ())
-        )
+            continue  # no rule reads it (every rule reading it had a problem)
+        code = codes[tag]
+        slots = tuple(FieldSlot(name, f',"{prop}":', kinds.slot_kind((tag, name))) for name, prop in props[tag].items())
         even, odd = ids[code]
         layouts.append(
             FactLayout(

@@ -23,7 +23,7 @@ from types import TracebackType
 
 import durable_rules_engine as _dre
 
-from engine.compiler import NUM, PRESENCE_ONLY, START_TAG, STR, CompiledNetwork, encode_number
+from engine.compiler import NUM, PRESENCE_ONLY, STR, CompiledNetwork, encode_number
 
 __all__ = ["EngineFault", "MatchSession", "Network"]
 
@@ -57,6 +57,22 @@ def _fault(exc: BaseException) -> EngineFault:
         return EngineFault(101, "out of memory")
     found = _CODE.search(str(exc))
     return EngineFault(int(found.group(1)) if found else 0, str(exc))
+
+
+# Encoded strings, by value: enum symbols and other short texts recur from case to case, and hexadecimal encoding
+# costs more than a lookup. Bounded: cleared when full, so arbitrary text cannot grow it without limit.
+_STRINGS: dict[str, str] = {}
+_STRINGS_MAX = 4096
+_STRING_CACHED_LENGTH = 64
+
+
+def _encode_string(value: str) -> str:
+    text = '"' + value.encode("utf-8", "surrogatepass").hex() + '"'
+    if len(value) <= _STRING_CACHED_LENGTH:
+        if len(_STRINGS) >= _STRINGS_MAX:
+            _STRINGS.clear()
+        _STRINGS[value] = text
+    return text
 
 
 def _encode_other(value: object, kind: int, name: str) -> str:
@@ -98,14 +114,12 @@ class Network:
         # tag -> (head, ids, retract ids, slots as plain tuples, bit mask of the partitions reading it)
         self._layouts: dict[str, tuple[str, tuple[str, str], tuple[str, str], tuple[tuple[str, str, int], ...], int]]
         self._layouts = {}
-        self._start: tuple[str, tuple[str, str], tuple[str, str], int] | None = None
         for layout in compiled.layouts:
             mask = sum(1 << i for i in layout.partitions)
-            if layout.tag == START_TAG:
-                self._start = (layout.head, layout.ids, layout.retract, mask)
-            else:
-                slots = tuple((s.name, s.key, s.kind) for s in layout.slots)
-                self._layouts[layout.tag] = (layout.head, layout.ids, layout.retract, slots, mask)
+            slots = tuple((s.name, s.key, s.kind) for s in layout.slots)
+            self._layouts[layout.tag] = (layout.head, layout.ids, layout.retract, slots, mask)
+        # Keys with a branch without tests: true on every decision, reported with its first assertion.
+        self._always = frozenset(compiled.always)
         self._decision = 0
         self._busy = False
         self._owner = 0
@@ -193,9 +207,11 @@ class MatchSession:
         self._lock = lock
         self._open = True
         self._first = True
-        # A fresh number per decision: joins compare it, so facts of two decisions can never meet.
+        # A fresh number per decision: joins compare it, so facts of two decisions can never meet. It is sent as a
+        # JSON string: the core hashes a join value for every frame, a string directly but a number only after
+        # printing it with snprintf (events.c getFrameHashForExpression), a few microseconds per decision.
         net._decision += 1
-        self._dtext = str(net._decision)
+        self._dtext = f'"{net._decision}"'
         self._parity = net._decision & 1
         self._tags: set[str] = set()
         self._reported: set[str] = set()
@@ -214,13 +230,10 @@ class MatchSession:
         dtext = self._dtext
         layouts = net._layouts
         parts: list[str] = []
+        append = parts.append
         retract: list[str] = []
         tags: list[str] = []
         mask = 0
-        if self._first and net._start is not None:
-            head, ids, rids, mask = net._start
-            parts += (head, dtext, ids[parity], "}")
-            retract.append(rids[parity])
         for tag, values in facts.items():
             layout = layouts.get(tag)
             if layout is None:
@@ -230,14 +243,18 @@ class MatchSession:
             head, ids, rids, slots, tag_mask = layout
             tags.append(tag)
             if parts:
-                parts.append(",")
-            parts += (head, dtext, ids[parity])
+                append(",")
+            append(head)
+            append(dtext)
+            append(ids[parity])
+            get = values.get
             for name, key, kind in slots:
-                value = values.get(name)
+                value = get(name)
                 if value is None:
                     continue  # absent: every comparison on it stays false (three-valued logic)
                 if kind == PRESENCE_ONLY:
-                    parts += (key, "0")
+                    append(key)
+                    append("0")
                     continue
                 vtype = type(value)
                 if vtype is float:
@@ -249,23 +266,34 @@ class MatchSession:
                 elif vtype is str:
                     if kind == NUM:
                         raise TypeError(f"{tag}.{name} expects a number, got {value!r}")
-                    text = '"' + value.encode("utf-8", "surrogatepass").hex() + '"'  # type: ignore[attr-defined]
+                    text = _STRINGS.get(value)  # type: ignore[arg-type]
+                    if text is None:
+                        text = _encode_string(value)  # type: ignore[arg-type]
                 elif vtype is int and kind != STR:
                     text = encode_number(float(value))  # type: ignore[arg-type]
                 else:
                     text = _encode_other(value, kind, f"{tag}.{name}")
-                parts += (key, text)
-            parts.append("}")
+                append(key)
+                append(text)
+            append("}")
             retract.append(rids[parity])
             mask |= tag_mask
+        # A branch without tests holds on every decision: reported with the first assertion, as if a start fact
+        # had been asserted with it (it never goes to the engine).
+        fired: set[str] = set(net._always) if self._first else set()
         self._first = False
         self._tags.update(tags)
-        if not mask:
-            return set()
-        self._retract += retract
-        self._mask |= mask
-        payload = "[" + "".join(parts) + "]"
+        if mask:
+            self._retract += retract
+            self._mask |= mask
+            fired |= self._run("[" + "".join(parts) + "]", mask)
+        fired -= self._reported
+        self._reported |= fired
+        return fired
 
+    def _run(self, payload: str, mask: int) -> set[str]:
+        """Assert `payload` into every partition of `mask` and drain its actions: the keys that fired."""
+        net = self._net
         fired: set[str] = set()
         handles = net._handles
         index = 0
@@ -298,8 +326,6 @@ class MatchSession:
                     raise
             mask >>= 1
             index += 1
-        fired -= self._reported
-        self._reported |= fired
         return fired
 
     def __exit__(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import random
@@ -226,6 +227,11 @@ def test_branch_without_atoms_is_always_true(networks: Callable[[Plan], Network]
     network = networks(plan)
     assert decide(network, {}, {"f": {"x": 1}}) == [{"always", "row-dash"}, {"x"}]
     assert decide(network, {"f": {"x": 1}}) == [{"always", "row-dash", "x"}]  # every decision, once
+    # Such branches never reach the engine: a plan of nothing else needs no ruleset at all.
+    assert compile_plan(plan).always == ("always", "row-dash")
+    only = networks(plan_of(rule("always", []), rule("also", [], [])))
+    assert only.partition_count == 0
+    assert decide(only, {}, {"f": {"x": 1}}) == [{"always", "also"}, set()]
 
 
 def test_dnf_branches_report_each_key_once(networks: Callable[[Plan], Network]) -> None:
@@ -346,6 +352,68 @@ def test_thousand_rule_policy_never_overflows_the_engine(networks: Callable[[Pla
         assert fired == expected(plan, case)
         many = max(many, len(fired))
     assert many > 100  # many rules true at once: without partitions this is error 303
+
+
+def _full_bound(node: compiler._Node) -> int:
+    """The packer's alpha-node bound recomputed from scratch, children first (the definition `_Node.refresh` keeps
+    up to date incrementally)."""
+    total = 1
+    by_prop: dict[str, list[tuple[compiler._Node, int]]] = {}
+    for child in node.children.values():
+        assert child.test is not None
+        if child.test.op in ("m", "join"):
+            total += _full_bound(child)
+        else:
+            by_prop.setdefault(child.test.prop, []).append((child, _full_bound(child)))
+    for kids in by_prop.values():
+        absent = sum(b for k, b in kids if k.test is not None and k.test.op == "nex")
+        present = sum(b for k, b in kids if k.test is not None and k.test.op == "ex")
+        compared = [(k, b) for k, b in kids if k.test is not None and k.test.op not in ("nex", "ex")]
+        if compared:
+            best = 0
+            for value in sorted({k.test.value for k, _ in compared}):  # type: ignore[union-attr,type-var]
+                for probe in (value, _nudge(value, -1), _nudge(value, 1)):
+                    held = sum(b for k, b in compared if _OPS[_op(k)](probe, k.test.value))  # type: ignore[union-attr]
+                    best = max(best, held)
+            present += best
+        total += max(absent, present)
+    return total
+
+
+def _op(node: compiler._Node) -> str:
+    assert node.test is not None
+    return node.test.op
+
+
+def _nudge(value: object, direction: int) -> object:
+    """A value just beside `value` (strings: just after it, or the empty string before it)."""
+    if isinstance(value, float):
+        return math.nextafter(value, math.inf * direction)
+    assert isinstance(value, str)
+    return value + "\0" if direction > 0 else ""
+
+
+def test_the_packers_incremental_bounds_equal_a_full_recount(monkeypatch: pytest.MonkeyPatch) -> None:
+    models: list[compiler._PartitionModel] = []
+    calls = 0
+    original = compiler._PartitionModel.try_add
+
+    def checked(self: compiler._PartitionModel, rule: compiler._Rule) -> str | None:
+        nonlocal calls
+        if self not in models:
+            models.append(self)
+        reason = original(self, rule)
+        calls += 1
+        if calls % 97 == 0:  # a sample as it goes (accepted and rolled-back additions alike), everything at the end
+            assert all(root.bound == _full_bound(root) for root in self.roots.values())
+        return reason
+
+    monkeypatch.setattr(compiler._PartitionModel, "try_add", checked)
+    plan, _ = _random_policy(random.Random(1000), 1000)
+    compile_plan(plan)
+    assert calls > len(plan.activations) and len(models) > 2
+    for model in models:
+        assert all(root.bound == _full_bound(root) for root in model.roots.values())
 
 
 def test_wide_alpha_nodes_and_shared_conditions_are_split(networks: Callable[[Plan], Network]) -> None:
