@@ -33,12 +33,15 @@ class CaseValidator:
             fact: [d for d in decls.values() if not d.optional and d.derived is None]
             for fact, decls in self.facts.items()
         }
+        self._required_names = tuple(
+            (fact, tuple(d.name for d in decls)) for fact, decls in self.required.items() if decls
+        )
         # Conclusions a test may set directly (design: a ruleset test's given may set what the ruleset reads).
         self.conclusions = conclusions
-        # The common case (a valid value) takes one specialised check per field; the general `convert` only
-        # runs to explain a problem.
+        # The common case (a valid value) takes one inline check per field (see `_fields`); the general `convert`
+        # only runs to explain a problem.
         self.fast = {
-            fact: {name: _fast_check(d) for name, d in decls.items() if d.derived is None}
+            fact: {name: check for name, d in decls.items() if d.derived is None and (check := _fast_check(d))}
             for fact, decls in self.facts.items()
         }
 
@@ -52,94 +55,107 @@ class CaseValidator:
         if not isinstance(case, Mapping):
             raise CredoError([_problem("case-not-object", "$", "a case is a JSON object of facts")])
         for key, body in case.items():
-            path = f"$.{key}"
             if not isinstance(key, str):
-                problems.append(_problem("unknown-fact", path, "fact names are text"))
+                problems.append(_problem("unknown-fact", f"$.{key}", "fact names are text"))
                 continue
-            if key not in self.facts:
+            out = facts.get(key)
+            if out is None:
                 if allow_conclusions and key in self.conclusions:
                     if body is not None:
                         given[key] = body if isinstance(body, (str, bool, list)) else _number(body)
                     continue
                 problems.append(
-                    _problem("unknown-fact", path, f"'{key}' is not a declared fact", did_you_mean(key, self.facts))
+                    _problem(
+                        "unknown-fact", f"$.{key}", f"'{key}' is not a declared fact", did_you_mean(key, self.facts)
+                    )
                 )
                 continue
             if body is None:
                 continue
-            if not isinstance(body, Mapping):
-                problems.append(_problem("wrong-type", path, f"fact '{key}' must be an object of fields"))
+            if type(body) is not dict and not isinstance(body, Mapping):  # a dict is the common case: no ABC check
+                problems.append(_problem("wrong-type", f"$.{key}", f"fact '{key}' must be an object of fields"))
                 continue
-            self._fields(key, body, facts[key], problems)
-        for fact, required in self.required.items():
+            self._fields(key, body, out, problems)
+        for fact, names in self._required_names:
             present = facts[fact]
-            for decl in required:
-                if decl.name not in present and not any(p.path == f"$.{fact}.{decl.name}" for p in problems):
-                    problems.append(
-                        _problem("missing-field", f"$.{fact}.{decl.name}", f"{fact}.{decl.name} is required")
-                    )
+            for name in names:
+                if name not in present and not any(p.path == f"$.{fact}.{name}" for p in problems):
+                    problems.append(_problem("missing-field", f"$.{fact}.{name}", f"{fact}.{name} is required"))
         if problems:
             raise CredoError(problems)
         return facts, given
 
     def _fields(self, fact: str, body: Mapping[str, Any], out: dict[str, Any], problems: list[Problem]) -> None:
-        decls = self.facts[fact]
         fast = self.fast[fact]
         for name, value in body.items():
             check = fast.get(name)
             if check is not None:
+                # Inline rather than a call per field: this loop runs for every field of every case.
                 if value is None:
                     continue
-                converted = check(value)
-                if converted is not _SLOW:
-                    out[name] = converted
+                kind = check[0]
+                vtype = type(value)
+                if kind == _NUMBER:
+                    if vtype is float or vtype is int:
+                        number = float(value)
+                        _, low, high, whole = check
+                        # In range, whole if it must be, finite (inf - inf is nan).
+                        if low <= number <= high and (not whole or number.is_integer()) and number - number == 0.0:
+                            out[name] = number
+                            continue
+                elif kind == _ENUM:
+                    if vtype is str and value in check[1]:
+                        out[name] = value
+                        continue
+                elif kind == _BOOLEAN:
+                    if vtype is bool:
+                        out[name] = value
+                        continue
+                elif vtype is str and len(value) <= MAX_TEXT:
+                    out[name] = value
                     continue
-            path = f"$.{fact}.{name}"
-            decl = decls.get(name)
-            if decl is None:
-                problems.append(
-                    _problem("unknown-field", path, f"'{fact}.{name}' is not declared", did_you_mean(str(name), decls))
-                )
-                continue
-            if decl.derived is not None:
-                problems.append(_problem("derived-field", path, f"{fact}.{name} is derived; a case may not supply it"))
-                continue
-            if value is None:
-                continue
-            converted = convert(decl, value)
-            if isinstance(converted, Problem):
-                problems.append(_problem(converted.code, path, converted.message, converted.hint))
-            else:
-                out[name] = converted
+            self._field(fact, name, value, out, problems)
+
+    def _field(self, fact: str, name: str, value: Any, out: dict[str, Any], problems: list[Problem]) -> None:
+        """The general path of one field: dates, and every value the fast checks did not take (or explain why)."""
+        path = f"$.{fact}.{name}"
+        decls = self.facts[fact]
+        decl = decls.get(name)
+        if decl is None:
+            problems.append(
+                _problem("unknown-field", path, f"'{fact}.{name}' is not declared", did_you_mean(str(name), decls))
+            )
+            return
+        if decl.derived is not None:
+            problems.append(_problem("derived-field", path, f"{fact}.{name} is derived; a case may not supply it"))
+            return
+        if value is None:
+            return
+        converted = convert(decl, value)
+        if isinstance(converted, Problem):
+            problems.append(_problem(converted.code, path, converted.message, converted.hint))
+        else:
+            out[name] = converted
 
 
-_SLOW = object()
+# The fast checks: (kind, ...) tuples read inline by CaseValidator._fields.
+_NUMBER, _ENUM, _BOOLEAN, _TEXT = 1, 2, 3, 4
 
 
-def _fast_check(decl: FieldDecl) -> Any:
-    """A check that returns the normalised value when it is plainly valid, else _SLOW."""
+def _fast_check(decl: FieldDecl) -> tuple[Any, ...] | None:
+    """How to accept a plainly valid value of `decl` without `convert`; None for dates (the general path parses
+    them). Numbers: (_NUMBER, low, high, whole); enums: (_ENUM, values); booleans and text: (kind,)."""
     if decl.type in ("number", "integer"):
         low = -math.inf if decl.minimum is None else decl.minimum
         high = math.inf if decl.maximum is None else decl.maximum
-        whole = decl.type == "integer"
-
-        def number(value: object) -> object:
-            kind = type(value)
-            if kind is float or kind is int:
-                v = float(value)  # type: ignore[arg-type]
-                if low <= v <= high and (not whole or v.is_integer()) and v - v == 0.0:
-                    return v
-            return _SLOW
-
-        return number
+        return (_NUMBER, low, high, decl.type == "integer")
     if decl.type == "enum":
-        values = frozenset(decl.values)
-        return lambda value: value if type(value) is str and value in values else _SLOW
+        return (_ENUM, frozenset(decl.values))
     if decl.type == "boolean":
-        return lambda value: value if type(value) is bool else _SLOW
+        return (_BOOLEAN,)
     if decl.type == "string":
-        return lambda value: value if type(value) is str and len(value) <= MAX_TEXT else _SLOW
-    return lambda value: _SLOW  # dates: the general path parses them
+        return (_TEXT,)
+    return None
 
 
 def _number(value: object) -> object:

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import CredoError, Problem
 from engine.outputs import DECISIONS
-from engine.policy import Activation, CompiledPolicy
+from engine.policy import VARIES, Activation, CompiledPolicy, Emit, ScoreBin, ScoreCharacteristic
 from engine.texts import format_number
 from engine.values import json_number, json_value
 
 ENGINE_VERSION = "credo-engine/1"
+_EMPTY: Mapping[str, Any] = {}
 
 
 class EvaluationError(Exception):
@@ -38,7 +40,7 @@ def prepare(unit: CompiledPolicy, case: object, allow_conclusions: bool = False)
     """Validate and derive: the facts every back-end starts from, and the conclusions a test may set."""
     facts, given = unit.validator.validate(case, allow_conclusions)
     for fact, name, fn in unit.derived:
-        value = fn(facts, {})
+        value = fn(facts, _EMPTY)  # derived fields read facts only
         if value is not None:
             facts[fact][name] = value
     return facts, given
@@ -49,34 +51,27 @@ def score(unit: CompiledPolicy, facts: Mapping[str, Mapping[str, Any]]) -> tuple
     if unit.scorecard is None:
         return {}, []
     scaling = unit.scorecard.scaling
+    ruleset = unit.scorecard.name
     total = float(scaling.base_points)
     losses: list[tuple[float, int, str]] = []
     trace = []
     for index, char in enumerate(unit.characteristics):
-        value = char.value(facts, {})
-        chosen = None
-        for b in char.bins:
-            if value is None:
-                if b.missing:
-                    chosen = b
-                    break
-            elif b.truth is not None and b.truth(facts, {}) is True:
-                chosen = b
-                break
+        fact, name = char.path
+        value = facts.get(fact, _EMPTY).get(name)  # what char.value gives, without the call
+        chosen = _bin(char, value, facts)
         if chosen is None:
-            chosen = next((b for b in char.bins if b.otherwise), None)
-        points = chosen.points if chosen is not None else 0.0
+            test, points, points_json = "unbinned", 0.0, 0
+        else:
+            test, points, points_json = chosen.test, chosen.points, chosen.points_json
+            if chosen.reason and char.best - points > 0:
+                losses.append((char.best - points, index, chosen.reason))
         total += points
-        if chosen is not None and chosen.reason and char.best - points > 0:
-            losses.append((char.best - points, index, chosen.reason))
         trace.append(
             {
                 "rule": char.rule,
-                "ruleset": unit.scorecard.name,
-                "outputs": {"points": _number(points)},
-                "because": [
-                    {"test": chosen.test if chosen else "unbinned", "values": {char.field: _json_value(value)}}
-                ],
+                "ruleset": ruleset,
+                "outputs": {"points": points_json},
+                "because": [{"test": test, "values": {char.field: _json_value(value)}}],
             }
         )
     try:
@@ -87,6 +82,20 @@ def score(unit: CompiledPolicy, facts: Mapping[str, Mapping[str, Any]]) -> tuple
     losses.sort(key=lambda x: (-x[0], x[1]))
     reasons = list(dict.fromkeys(code for _, _, code in losses))[:4]
     return {"score": total, "pd": pd, "score_reasons": reasons}, trace
+
+
+def _bin(char: ScoreCharacteristic, value: Any, facts: Mapping[str, Mapping[str, Any]]) -> ScoreBin | None:
+    """The first bin that takes `value` (the `missing` bin for None), else the `else` bin, else None."""
+    for b in char.bins:
+        if value is None:
+            if b.missing:
+                return b
+        elif b.on_value is not None:
+            if b.on_value(value):
+                return b
+        elif b.truth is not None and b.truth(facts, _EMPTY) is True:
+            return b
+    return char.otherwise
 
 
 class ReferenceMatcher:
@@ -109,8 +118,11 @@ class ReteMatcher:
         self.session = session
 
     def stratum(self, s: int, facts: Mapping, conclusions: Mapping) -> set[str]:
-        batch: dict[str, dict[str, Any]] = {}
+        batch: dict[str, Mapping[str, Any]] = {}
         for tag, fields in self.unit.assertions[s]:
+            if fields is None:  # a case fact the network reads as validated: no copy
+                batch[tag] = facts.get(tag, _EMPTY)
+                continue
             values = {}
             for name, getter in fields:
                 value = getter(facts, conclusions)
@@ -127,7 +139,7 @@ def decide(
     engine: str = "rete",
 ) -> dict[str, Any]:
     """The Decision of design section 7. Raises CredoError (with JSON paths) when the case is invalid."""
-    return evaluate(unit, case, as_of, engine).decision
+    return _run(unit, case, as_of, engine, False)[0]
 
 
 @dataclass
@@ -145,6 +157,14 @@ def evaluate(
     allow_conclusions: bool = False,
 ) -> Evaluation:
     """A decision with the combined conclusions behind it (what embedded tests compare against)."""
+    decision, state = _run(unit, case, as_of, engine, allow_conclusions)
+    return Evaluation(decision, state.conclusions, [a.key for a, _ in state.resolved])
+
+
+def _run(
+    unit: CompiledPolicy, case: object, as_of: dt.date | None, engine: str, allow_conclusions: bool
+) -> tuple[dict[str, Any], _State]:
+    """The decision and the state behind it: `decide` needs only the first, `evaluate` both."""
     as_of = as_of or dt.date.today()
     facts, given = prepare(unit, case, allow_conclusions)
     conclusions, score_trace = score(unit, facts)
@@ -155,17 +175,22 @@ def evaluate(
         if engine == "reference":
             state.run(ReferenceMatcher(unit))
         else:
-            from engine.runtime import EngineFault
-
             try:
                 with unit.network.session() as session:
                     state.run(ReteMatcher(unit, session))
-            except EngineFault as fault:
+            except _engine_fault() as fault:  # evaluated only when something was raised
                 raise EvaluationError("engine-fault", "the rule engine failed on this case") from fault
     except EvaluationError as failure:
         error = failure
-    decision = state.decision(as_of, score_trace, error)
-    return Evaluation(decision, state.conclusions, [a.key for a, _ in state.resolved])
+    return state.decision(as_of, score_trace, error), state
+
+
+def _engine_fault() -> type[Exception]:
+    """engine.runtime.EngineFault, imported when first needed: only the rete back-end loads durable_rules (an
+    import statement in `evaluate` itself would cost about a microsecond on every decision)."""
+    from engine.runtime import EngineFault
+
+    return EngineFault
 
 
 class _State:
@@ -175,6 +200,7 @@ class _State:
         self.unit = unit
         self.facts = facts
         self.conclusions = conclusions
+        # Each chosen activation with its outputs as the trace shows them (JSON values).
         self.resolved: list[tuple[Activation, dict[str, Any]]] = []
         self.emitted: dict[str, list[tuple[int, Any, str]]] = {}
         self.cited: dict[str, str] = {}
@@ -214,18 +240,28 @@ class _State:
                     )
                 uniques[a.table] = a  # type: ignore[index]
             chosen.append(a)
-        chosen.extend(firsts.values())
-        chosen.sort(key=lambda a: a.order)
+        if firsts:
+            chosen.extend(firsts.values())
+            chosen.sort(key=_source_order)
         emitted = self.emitted
+        resolved = self.resolved
         for a in chosen:
-            values: dict[str, Any] = {}
+            outputs: dict[str, Any] = {}
             for emit in a.emits:
-                value = values[emit.output] = self._value(emit)
+                value = emit.fixed
+                if value is VARIES:
+                    value = self._value(emit)
+                outputs[emit.output] = _json_value(value)
                 if value is not None:
-                    emitted.setdefault(emit.output, []).append((a.order, value, a.key))
-            self.resolved.append((a, values))
+                    found = emitted.get(emit.output)
+                    if found is None:
+                        emitted[emit.output] = [(a.order, value, a.key)]
+                    else:
+                        found.append((a.order, value, a.key))
+            resolved.append((a, outputs))
 
-    def _value(self, emit: Any) -> Any:
+    def _value(self, emit: Emit) -> Any:
+        """The value of an emit that depends on the case (its `fixed` value is VARIES)."""
         if emit.number is not None:
             return emit.number(self.facts, self.conclusions)
         if emit.texts:
@@ -243,11 +279,18 @@ class _State:
         return value.isoformat() if isinstance(value, dt.date) else value
 
     def _combine(self, name: str) -> None:
-        decl = self.unit.schema.outputs.get(name)
-        contributions = sorted(self.emitted.get(name, ()), key=lambda x: x[0])
-        if decl is None:
+        combine = self.unit.combines.get(name)
+        if combine is None:
             return  # a conclusion nobody writes (score, or one a test sets): keep what is there
-        combine = decl.combine
+        found = self.emitted.get(name)
+        if not found:
+            # Nothing contributed (most outputs on most cases): what each way of combining makes of no values.
+            if combine == "sum":
+                self.conclusions[name] = 0.0
+            elif combine in ("union", "collect"):
+                self.conclusions[name] = []
+            return
+        contributions = sorted(found, key=_by_order) if len(found) > 1 else found
         values = [v for _, v, _ in contributions]
         if combine in ("worst", "best"):
             if values:
@@ -329,7 +372,7 @@ class _State:
             **unit.provenance(),
             "as_of": as_of.isoformat(),
             "engine": ENGINE_VERSION,
-            "fired": score_trace + [self._trace(a, values) for a, values in self.resolved],
+            "fired": score_trace + self._traces(),
         }
         if unit.extra_outputs:
             out["outputs"] = {n: _json_value(c.get(n)) for n in unit.extra_outputs}
@@ -349,19 +392,26 @@ class _State:
         template = self.unit.reason_texts.get(code)
         return template.render(self._lookup) if template else code
 
-    def _trace(self, a: Activation, values: dict[str, Any]) -> dict[str, Any]:
+    def _traces(self) -> list[dict[str, Any]]:
+        """The `fired` entries of the rules and rows: what each contributed and the tests that held."""
         facts, conclusions = self.facts, self.conclusions
-        because = [found for test in a.because if (found := test.explain(facts, conclusions)) is not None]
-        outputs = {name: _json_value(value) for name, value in values.items()}
-        return {"rule": a.key, "ruleset": a.ruleset, "outputs": outputs, "because": because}
+        out = []
+        for a, outputs in self.resolved:
+            because = []
+            for explain in a.explains:
+                found = explain(facts, conclusions)
+                if found is not None:
+                    because.append(found)
+            out.append({"rule": a.key, "ruleset": a.ruleset, "outputs": outputs, "because": because})
+        return out
 
 
 _number = json_number
 _json_value = json_value
 
 
-def _source_order(activation: Activation) -> int:
-    return activation.order
+_source_order = operator.attrgetter("order")
+_by_order = operator.itemgetter(0)  # contributions are (order, value, key)
 
 
 def reject(problems: list[Problem]) -> dict[str, Any]:

@@ -33,10 +33,22 @@ from engine.plan import Activation as PlanActivation
 from engine.plan import Plan, calc_tag, conclusion_tag
 from engine.planner import CalcField, Planner
 from engine.schema import NUMBER, Schema, TypeChecker
-from engine.syntax import BoolOp, Compare, Expr, Literal, Name, Path, walk
+from engine.syntax import BoolOp, Call, Expr, Name, Path, walk
 from engine.tablecheck import check_bins, check_table
 from engine.texts import Template, parse_template
-from engine.values import TruthFn, ValueFn, compile_truth, compile_value, json_value, leaves
+from engine.values import (
+    SubjectTest,
+    TruthFn,
+    ValueFn,
+    compile_subject_test,
+    compile_truth,
+    compile_value,
+    json_number,
+    json_value,
+    leaves,
+)
+
+VARIES: Any = object()  # Emit.fixed of an emit whose value depends on the case
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,17 @@ class Emit:
     number: ValueFn | None = None
     texts: tuple[Template, ...] = ()  # conditions and other text lists
     alerts: tuple[tuple[str, str, Template], ...] = ()
+    # The value itself when no case can change it (a constant, texts without placeholders), else VARIES: most
+    # emits are such, and the evaluator then skips working it out. Alerts are always fresh dicts, never shared.
+    fixed: Any = field(default=VARIES, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.number is not None or self.alerts:
+            return
+        if not self.texts:
+            object.__setattr__(self, "fixed", self.constant)
+        elif all(t.literal is not None for t in self.texts):
+            object.__setattr__(self, "fixed", tuple(t.literal for t in self.texts))
 
 
 @dataclass(frozen=True)
@@ -74,6 +97,11 @@ class Activation:
     hit: str | None = None
     row: int = 0
     writes: tuple[str, ...] = ()
+    explains: tuple[Callable[[Any, Any], dict[str, Any] | None], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # What the trace calls for every firing, without a lookup per test.
+        object.__setattr__(self, "explains", tuple(b.explain for b in self.because))
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,12 @@ class ScoreBin:
     missing: bool
     otherwise: bool
     reason: str | None
+    # The test as a function of the characteristic's value (read once per case), when it reads nothing else.
+    on_value: SubjectTest | None = None
+    points_json: Any = field(init=False, compare=False, repr=False)  # `points` as the trace shows it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "points_json", json_number(self.points))
 
 
 @dataclass(frozen=True)
@@ -93,6 +127,15 @@ class ScoreCharacteristic:
     value: ValueFn
     bins: tuple[ScoreBin, ...]
     best: float
+    # Derived, for the evaluator: the first `else` bin (where a value no test takes falls), and `field` as
+    # (fact, name) to read the value without calling `value`.
+    otherwise: ScoreBin | None = field(init=False, compare=False, repr=False)
+    path: tuple[str, str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "otherwise", next((b for b in self.bins if b.otherwise), None))
+        fact, name = self.field.split(".", 1)
+        object.__setattr__(self, "path", (fact, name))
 
 
 @dataclass
@@ -113,8 +156,9 @@ class CompiledPolicy:
     conclusions_at: tuple[tuple[str, ...], ...]
     calc_at: tuple[tuple[CalcField, ...], ...]
     fact_tags: tuple[str, ...]
-    # Per stratum, what is asserted into the network: (tag, ((engine field, getter), ...)) pairs.
-    assertions: tuple[tuple[tuple[str, tuple[tuple[str, ValueFn], ...]], ...], ...]
+    # Per stratum, what is asserted into the network: (tag, ((engine field, getter), ...)) pairs; None instead of
+    # the getters means the case's fact as validated is asserted as it is (no field of it needs converting).
+    assertions: tuple[tuple[tuple[str, tuple[tuple[str, ValueFn], ...] | None], ...], ...]
     date_fields: dict[str, frozenset[str]]
     plan: Plan
     network_spec: CompiledNetwork
@@ -135,6 +179,7 @@ class CompiledPolicy:
         self.combine_at = tuple(tuple(names) for names in combine_at)
         self.extra_outputs = tuple(n for n in self.schema.outputs if n not in STANDARD_OUTPUTS)
         self.ranks = {n: {v: i for i, v in enumerate(o.values)} for n, o in self.schema.outputs.items() if o.values}
+        self.combines = {n: o.combine for n, o in self.schema.outputs.items()}  # how each output combines
 
     @property
     def network(self) -> Any:
@@ -302,7 +347,7 @@ def _layout(
     conclusions_at: list[list[str]],
     calc_at: list[list[CalcField]],
     schema: Schema,
-) -> tuple[tuple[tuple[str, tuple[tuple[str, ValueFn], ...]], ...], ...]:
+) -> tuple[tuple[tuple[str, tuple[tuple[str, ValueFn], ...] | None], ...], ...]:
     """What each stratum asserts into the network: (tag, ((field, getter), ...)) for every fact it needs.
 
     Stratum 0 asserts every case fact a rule tests (even an empty one, so `missing()` can match), the
@@ -325,11 +370,16 @@ def _layout(
         fn = calc.fn
         return lambda facts, conclusions: _engine(fn(facts, conclusions))
 
-    layout: list[list[tuple[str, tuple[tuple[str, ValueFn], ...]]]] = [[] for _ in range(strata)]
+    def fact_entry(fact: str, names: list[str]) -> tuple[str, tuple[tuple[str, ValueFn], ...] | None]:
+        if all((fact, n) not in dates for n in names):
+            return fact, None
+        return fact, tuple((n, fact_getter(fact, n)) for n in names)
+
+    layout: list[list[tuple[str, tuple[tuple[str, ValueFn], ...] | None]]] = [[] for _ in range(strata)]
     by_fact: dict[str, list[str]] = {}
     for fact, name in fact_fields:
         by_fact.setdefault(fact, []).append(name)
-    layout[0] = [(fact, tuple((n, fact_getter(fact, n)) for n in names)) for fact, names in by_fact.items()]
+    layout[0] = [fact_entry(fact, names) for fact, names in by_fact.items()]
     for s in range(strata):
         layout[s] += [(conclusion_tag(n), (("value", conclusion_getter(n)),)) for n in conclusions_at[s]]
         if calc_at[s]:
@@ -427,6 +477,7 @@ def _compile_scorecard(
                 b.missing,
                 b.otherwise,
                 b.reason,
+                compile_subject_test(b.test, char.field, enum_order) if b.test is not None else None,
             )
             for b in char.bins
         )
@@ -549,30 +600,19 @@ def _activation(
 def _because(leaf: Expr, negated: bool, enum_order: Any) -> Because:
     text = to_text(leaf)
     text = "not " + text if negated else text
-    truth = compile_truth(leaf, enum_order)
     held = not negated
     labels: dict[str, ValueFn] = {}
+    subjects: list[Path | Name] = []
     for node in walk(leaf):
-        if isinstance(node, Path):
-            labels.setdefault(node.dotted, compile_value(node))
-        elif isinstance(node, Name):
-            labels.setdefault(node.name, compile_value(node))
-    if (
-        isinstance(leaf, Compare)
-        and isinstance(leaf.left, Path)
-        and isinstance(leaf.right, Literal)
-        and len(labels) == 1
-    ):
-        # The common test (`financials.dscr >= 1.2`): read the value once, for the truth and for the trace.
-        [(label, read)] = labels.items()
-        compare = compile_truth(leaf, enum_order)
-
-        def explain_one(facts: Any, conclusions: Any) -> dict[str, Any] | None:
-            if compare(facts, conclusions) is not held:
-                return None
-            return {"test": text, "values": {label: json_value(read(facts, conclusions))}}
-
-        return Because(text, negated, explain_one)
+        label = node.dotted if isinstance(node, Path) else node.name if isinstance(node, Name) else None
+        if label is not None and label not in labels:
+            labels[label] = compile_value(node)
+            subjects.append(node)  # type: ignore[arg-type]
+    if len(subjects) == 1:
+        explain_one = _explain_one(leaf, subjects[0], text, held, enum_order)
+        if explain_one is not None:
+            return Because(text, negated, explain_one)
+    truth = compile_truth(leaf, enum_order)
     pairs = tuple(labels.items())
 
     def explain(facts: Any, conclusions: Any) -> dict[str, Any] | None:
@@ -581,6 +621,55 @@ def _because(leaf: Expr, negated: bool, enum_order: Any) -> Because:
         return {"test": text, "values": {label: json_value(fn(facts, conclusions)) for label, fn in pairs}}
 
     return Because(text, negated, explain)
+
+
+def _explain_one(
+    leaf: Expr, subject: Path | Name, text: str, held: bool, enum_order: Any
+) -> Callable[[Any, Any], dict[str, Any] | None] | None:
+    """The explanation of a test that reads one field or conclusion, reading it once (for the truth and for the
+    trace); None when the test is not of a shape `compile_subject_test` or presence covers."""
+    label = subject.dotted if isinstance(subject, Path) else subject.name
+    holds: Callable[[Any], bool]
+    if isinstance(leaf, Call) and leaf.func in ("present", "missing"):
+        wanted = (leaf.func == "present") == held  # what presence makes the test hold as the trace needs
+
+        def holds(value: Any) -> bool:
+            return (value is not None) is wanted
+
+    else:
+        test = compile_subject_test(leaf, subject, enum_order)
+        if test is None:
+            return None
+        if isinstance(subject, Path):
+            return _explain_field(subject.fact, subject.name, test, held, text, label)
+
+        # A missing value leaves such a test unknown, and an unknown test never explains a firing.
+        def holds(value: Any) -> bool:
+            return value is not None and test(value) is held
+
+    read = compile_value(subject)
+
+    def explain(facts: Any, conclusions: Any) -> dict[str, Any] | None:
+        value = read(facts, conclusions)
+        if not holds(value):
+            return None
+        return {"test": text, "values": {label: json_value(value)}}
+
+    return explain
+
+
+def _explain_field(
+    fact: str, name: str, test: SubjectTest, held: bool, text: str, label: str
+) -> Callable[[Any, Any], dict[str, Any] | None]:
+    """`_explain_one` for the most common test, a fact field against constants, with no call but the test."""
+
+    def explain_field(facts: Any, conclusions: Any) -> dict[str, Any] | None:
+        value = facts.get(fact, _EMPTY).get(name)
+        if value is None or test(value) is not held:  # unknown never explains a firing
+            return None
+        return {"test": text, "values": {label: json_value(value)}}
+
+    return explain_field
 
 
 def _emit(a: Assignment, schema: Schema, enum_order: Any) -> Emit:

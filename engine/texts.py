@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.errors import Problem, SourceSpan
 
@@ -26,14 +26,20 @@ Lookup = Callable[[str], object]
 @dataclass(frozen=True)
 class Template:
     pieces: tuple[str | tuple[str, str], ...]  # literal text, or (path, spec)
+    # The whole text when it has no placeholder (most texts): rendering it is then just this string.
+    literal: str | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.pieces) == 1 and isinstance(self.pieces[0], str):
+            object.__setattr__(self, "literal", self.pieces[0])
 
     @property
     def paths(self) -> list[str]:
         return [p[0] for p in self.pieces if isinstance(p, tuple)]
 
     def render(self, lookup: Lookup) -> str:
-        if len(self.pieces) == 1 and isinstance(self.pieces[0], str):
-            return self.pieces[0]
+        if self.literal is not None:
+            return self.literal
         out = []
         for piece in self.pieces:
             if isinstance(piece, str):

@@ -24,6 +24,8 @@ Facts = Mapping[str, Mapping[str, Any]]
 Conclusions = Mapping[str, Any]
 ValueFn = Callable[[Facts, Conclusions], Any]
 TruthFn = Callable[[Facts, Conclusions], "bool | None"]
+# A test on a value already read (and present): plain two-valued.
+SubjectTest = Callable[[Any], bool]
 # Enum ordinal lookup for ordered comparisons: given an expression, its enum values or None.
 EnumOrder = Callable[[Expr], "tuple[str, ...] | None"]
 
@@ -55,14 +57,18 @@ def compile_value(expr: Expr, enum_order: EnumOrder | None = None) -> ValueFn:
 
         return negate
     if isinstance(expr, Binary):
-        return _arithmetic(expr.op, compile_value(expr.left, enum_order), compile_value(expr.right, enum_order))
+        calc = _OPERATIONS[expr.op]
+        left, right = expr.left, expr.right
+        if isinstance(left, Path) and isinstance(right, Path):
+            return _fields_arithmetic(calc, left, right)
+        return _arithmetic(calc, compile_value(left, enum_order), compile_value(right, enum_order))
     if isinstance(expr, Call) and expr.func not in ("present", "missing"):
         return _function(expr.func, [compile_value(a, enum_order) for a in expr.args])
     # Conditions used as values (a derived boolean field) are their truth value.
     return compile_truth(expr, enum_order)
 
 
-def _arithmetic(op: str, left: ValueFn, right: ValueFn) -> ValueFn:
+def _arithmetic(calc: Callable[[Any, Any], Any], left: ValueFn, right: ValueFn) -> ValueFn:
     def apply(facts: Facts, conclusions: Conclusions) -> Any:
         a = left(facts, conclusions)
         if a is None:
@@ -70,19 +76,52 @@ def _arithmetic(op: str, left: ValueFn, right: ValueFn) -> ValueFn:
         b = right(facts, conclusions)
         if b is None:
             return None
-        if op == "+":
-            result = a + b
-        elif op == "-":
-            result = a - b
-        elif op == "*":
-            result = a * b
-        elif b == 0:
-            return None  # x / 0 is null in the language: no value, never an error
-        else:
-            result = a / b
-        return result if math.isfinite(result) else None
+        return calc(a, b)
 
     return apply
+
+
+def _fields_arithmetic(calc: Callable[[Any, Any], Any], left: Path, right: Path) -> ValueFn:
+    """`a op b` on two fields, the usual shape of a derived ratio (`financials.ebitda / financials.debt_service`):
+    both read inline, as `_arithmetic` over two `compile_value` paths would."""
+    left_fact, left_name, right_fact, right_name = left.fact, left.name, right.fact, right.name
+
+    def apply(facts: Facts, conclusions: Conclusions) -> Any:
+        a = facts.get(left_fact, _EMPTY).get(left_name)
+        if a is None:
+            return None
+        b = facts.get(right_fact, _EMPTY).get(right_name)
+        if b is None:
+            return None
+        return calc(a, b)
+
+    return apply
+
+
+def _add(a: Any, b: Any) -> Any:
+    result = a + b
+    return result if math.isfinite(result) else None
+
+
+def _subtract(a: Any, b: Any) -> Any:
+    result = a - b
+    return result if math.isfinite(result) else None
+
+
+def _multiply(a: Any, b: Any) -> Any:
+    result = a * b
+    return result if math.isfinite(result) else None
+
+
+def _divide(a: Any, b: Any) -> Any:
+    if b == 0:
+        return None  # x / 0 is null in the language: no value, never an error
+    result = a / b
+    return result if math.isfinite(result) else None
+
+
+# Arithmetic on two present operands; a result that leaves the finite floats is null.
+_OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {"+": _add, "-": _subtract, "*": _multiply, "/": _divide}
 
 
 def _function(name: str, args: list[ValueFn]) -> ValueFn:
@@ -95,6 +134,8 @@ def _function(name: str, args: list[ValueFn]) -> ValueFn:
             out.append(v)
         return out
 
+    if name in ("min", "max") and len(args) == 2:
+        return _pair(min if name == "min" else max, args[0], args[1])  # the common `min(a, b)`: no list
     if name == "min":
         return lambda f, c: None if (vs := values(f, c)) is None else min(vs)
     if name == "max":
@@ -108,6 +149,19 @@ def _function(name: str, args: list[ValueFn]) -> ValueFn:
     if name == "days_between":
         return lambda f, c: None if (vs := values(f, c)) is None else float((vs[1] - vs[0]).days)
     raise ValueError(f"unknown function {name}")
+
+
+def _pair(pick: Callable[[Any, Any], Any], first: ValueFn, second: ValueFn) -> ValueFn:
+    def apply(facts: Facts, conclusions: Conclusions) -> Any:
+        a = first(facts, conclusions)
+        if a is None:
+            return None
+        b = second(facts, conclusions)
+        if b is None:
+            return None
+        return pick(a, b)
+
+    return apply
 
 
 def round_half_even(x: float, digits: int) -> float | None:
@@ -255,6 +309,87 @@ def _comparison(expr: Compare, enum_order: EnumOrder | None) -> TruthFn:
         return op(a, b)
 
     return compare
+
+
+def compile_subject_test(expr: Expr, subject: Path | Name, enum_order: EnumOrder | None = None) -> SubjectTest | None:
+    """A test as a function of its subject's value, already read and known present; None if it reads more.
+
+    Scorecard bins test one field against constants (`< 1.0`, `[1.0..1.2)`, `'energy', 'infrastructure'`), and
+    so do most tests a trace explains (`tier == 'A'`, `not financials.audited`): with the value in hand, such a
+    test is plain two-valued Python, exactly what `compile_truth` gives once the value is known. Anything else
+    (an ordered enum, arithmetic, another field) returns None and the caller keeps the general truth function.
+    """
+    if _is_subject(expr, subject):
+        return bool  # a boolean field or conclusion used as a condition
+    if isinstance(expr, Compare):
+        left, right = expr.left, expr.right
+        if not (_is_subject(left, subject) and isinstance(right, Literal)):
+            return None
+        if expr.op in ("<", "<=", ">", ">=") and enum_order is not None and enum_order(left) is not None:
+            return None  # ordered enums compare by rank
+        return _AGAINST[expr.op](literal_value(right.value))
+    if isinstance(expr, Membership):
+        if not _is_subject(expr.left, subject):
+            return None
+        choices = frozenset(literal_value(i.value) for i in expr.right.items)
+        negated = expr.negated
+        return lambda value: (value in choices) != negated
+    if isinstance(expr, BoolOp):
+        between = _between(expr, subject, enum_order)
+        if between is not None:
+            return between
+        items = [compile_subject_test(item, subject, enum_order) for item in expr.items]
+        if any(item is None for item in items):
+            return None
+        tests: tuple[SubjectTest, ...] = tuple(items)  # type: ignore[arg-type]
+        if len(tests) == 2:  # the common shape (`x < 1 or x > 2`), without a generator
+            first, second = tests
+            if expr.op == "and":
+                return lambda value: first(value) and second(value)
+            return lambda value: first(value) or second(value)
+        if expr.op == "and":
+            return lambda value: all(test(value) for test in tests)
+        return lambda value: any(test(value) for test in tests)
+    return None
+
+
+# `value op constant` as one closure per operator (not a closure calling an operator function: one call less).
+_AGAINST: dict[str, Callable[[Any], SubjectTest]] = {
+    "==": lambda c: lambda v: v == c,
+    "!=": lambda c: lambda v: v != c,
+    "<": lambda c: lambda v: v < c,
+    "<=": lambda c: lambda v: v <= c,
+    ">": lambda c: lambda v: v > c,
+    ">=": lambda c: lambda v: v >= c,
+}
+
+
+def _between(expr: BoolOp, subject: Path | Name, enum_order: EnumOrder | None) -> SubjectTest | None:
+    """A range cell (`[1.0..1.2)`: `x >= 1.0 and x < 1.2`) as one chained comparison; None for any other shape."""
+    if expr.op != "and" or len(expr.items) != 2:
+        return None
+    low, high = expr.items
+    if not (isinstance(low, Compare) and isinstance(high, Compare)):
+        return None
+    if low.op in ("<", "<="):
+        low, high = high, low
+    if low.op not in (">", ">=") or high.op not in ("<", "<="):
+        return None
+    for bound in (low, high):
+        if not (_is_subject(bound.left, subject) and isinstance(bound.right, Literal)):
+            return None
+        if enum_order is not None and enum_order(bound.left) is not None:
+            return None  # ordered enums compare by rank
+    lo, hi = literal_value(low.right.value), literal_value(high.right.value)  # type: ignore[attr-defined]
+    if low.op == ">=":
+        return (lambda v: lo <= v < hi) if high.op == "<" else (lambda v: lo <= v <= hi)
+    return (lambda v: lo < v < hi) if high.op == "<" else (lambda v: lo < v <= hi)
+
+
+def _is_subject(expr: Expr, subject: Path | Name) -> bool:
+    if isinstance(subject, Path):
+        return isinstance(expr, Path) and expr.fact == subject.fact and expr.name == subject.name
+    return isinstance(expr, Name) and expr.name == subject.name
 
 
 def leaves(expr: Expr, negated: bool = False) -> list[tuple[Expr, bool]]:

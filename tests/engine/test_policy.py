@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import CredoError
+from engine.errors import CredoError, SourceSpan
+from engine.expr import parse_expression, to_text
+from engine.policy import _because
+from engine.syntax import Name, Path, walk
+from engine.values import compile_truth, compile_value, json_value
 from tests.engine.helpers import library, ruleset_unit
 
 
@@ -195,3 +199,45 @@ def test_overlapping_versions_of_one_name_are_ambiguous() -> None:
     with pytest.raises(CredoError) as info:
         library("ruleset: rs\nrules: []\n", "ruleset: rs\nrules: []\neffective_from: 2026-01-01\n")
     assert info.value.problems[0].code == "ambiguous-version"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "f.x >= 1.2",
+        "f.x in [1, 2]",
+        "f.flag",
+        "tier == 'A'",
+        "tier in ['A', 'B']",
+        "tier <= 'B'",
+        "score < 560",
+        "missing(f.x)",
+        "present(f.x)",
+        "missing(tier)",
+        "f.x < f.y",
+        "f.x * 2 > 3",
+    ],
+)
+@pytest.mark.parametrize("negated", [False, True])
+def test_trace_explanations_read_each_value_once_and_say_the_same(text: str, negated: bool) -> None:
+    """The trace's `because` entries, whatever shortcut explains them, are what truth and values say."""
+    order = {"tier": ("A", "B", "C", "D", "E")}
+
+    def enum_order(e: object) -> tuple[str, ...] | None:
+        return order.get(getattr(e, "name", ""))
+
+    leaf = parse_expression(text, SourceSpan())
+    explain = _because(leaf, negated, enum_order).explain
+    truth = compile_truth(leaf, enum_order)
+    reads = [n for n in walk(leaf) if isinstance(n, Path | Name)]
+    labels = {n.dotted if isinstance(n, Path) else n.name: compile_value(n) for n in reads}  # type: ignore[union-attr]
+    for x in (None, 0.0, 1.0, 1.2, 2.0, 3.0):
+        for y in (None, 1.5):
+            for tier in (None, "A", "C"):
+                facts = {"f": {k: v for k, v in (("x", x), ("y", y), ("flag", x and x > 1)) if v is not None}}
+                conclusions = {k: v for k, v in (("tier", tier), ("score", x and x * 500)) if v is not None}
+                expected = None
+                if truth(facts, conclusions) is (not negated):
+                    shown = {label: json_value(fn(facts, conclusions)) for label, fn in labels.items()}
+                    expected = {"test": ("not " if negated else "") + to_text(leaf), "values": shown}
+                assert explain(facts, conclusions) == expected, (facts, conclusions)

@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import SourceSpan
 from engine.expr import parse_expression
-from engine.values import compile_truth, compile_value, round_half_even
+from engine.values import compile_subject_test, compile_truth, compile_value, round_half_even
 
 SPAN = SourceSpan()
 ORDER = {"tier": ("A", "B", "C", "D", "E")}
@@ -68,3 +68,47 @@ def test_enum_order_and_dates() -> None:
     facts = {"b": {"founded": dt.date(2020, 1, 1)}}
     assert truth("b.founded < date('2021-01-01')", facts) is True
     assert value("days_between(b.founded, date('2020-03-01'))", facts) == 60
+
+
+SUBJECT_TESTS = [
+    "f.x < 1.2",
+    "f.x >= 1.2",
+    "f.x == 2",
+    "f.x != 2",
+    "f.x >= 1.0 and f.x < 1.5",
+    "f.x > 1.0 and f.x <= 1.5",
+    "f.x < 1.5 and f.x >= 1.0",
+    "f.x >= 1.0 and f.x <= 1.5",
+    "f.x > 1.0 and f.x < 1.5",
+    "f.x < 1.0 or f.x > 2.0",
+    "f.x > 0 and f.x < 5 and f.x != 2",
+    "f.x in [1, 2, 3]",
+    "f.x not in [1, 2]",
+]
+
+
+@pytest.mark.parametrize("text", SUBJECT_TESTS)
+def test_a_test_on_a_present_subject_is_its_truth(text: str) -> None:
+    """compile_subject_test (the scorecard's and the trace's shortcut) agrees with compile_truth on every value."""
+    expr = parse_expression(text, SPAN)
+    subject = parse_expression("f.x", SPAN)
+    test = compile_subject_test(expr, subject)  # type: ignore[arg-type]
+    assert test is not None
+    full = compile_truth(expr)
+    for x in (-1.0, 0.0, 0.5, 1.0, 1.1, 1.2, 1.5, 1.7, 2.0, 3.0, 5.0, 6.0):
+        assert test(x) is full({"f": {"x": x}}, {}), x
+
+
+def test_subject_tests_leave_other_shapes_to_the_truth_function() -> None:
+    def enum_order(e: object) -> tuple[str, ...] | None:
+        return ORDER.get(getattr(e, "name", ""))
+
+    subject = parse_expression("f.x", SPAN)
+    for text in ("f.x > f.y", "f.x * 2 > 1", "f.y > 1", "f.x > 1 and f.y > 1", "missing(f.x)"):
+        assert compile_subject_test(parse_expression(text, SPAN), subject) is None, text  # type: ignore[arg-type]
+    tier = parse_expression("tier", SPAN)
+    assert compile_subject_test(parse_expression("tier <= 'B'", SPAN), tier, enum_order) is None  # type: ignore[arg-type]
+    equal = compile_subject_test(parse_expression("tier == 'B'", SPAN), tier, enum_order)  # type: ignore[arg-type]
+    assert equal is not None and equal("B") is True and equal("C") is False
+    flag = compile_subject_test(parse_expression("f.x", SPAN), subject)  # type: ignore[arg-type]
+    assert flag is bool
