@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -33,19 +34,69 @@ def _read_key_file(path: Path, create: bool) -> list[bytes]:
     except FileNotFoundError:
         if not create:
             return []
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = Fernet.generate_key()
-        try:
-            # O_EXCL: two processes sealing their first record at once must not each write a different key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return _read_key_file(path, create=False)
+        return _create_key_file(path)
+    return [line.strip().encode("ascii") for line in text.replace(",", "\n").splitlines() if line.strip()]
+
+
+def _create_key_file(path: Path) -> list[bytes]:
+    """A new key file, visible only once complete: written aside, then linked into place.
+
+    Two processes (or threads) sealing their first record at once must end with one key, and neither may read
+    the file half-written: link() fails if the name exists, and then the key already there is the one used.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
         with os.fdopen(fd, "w", encoding="ascii") as out:
             out.write(key.decode("ascii") + "\n")
             out.flush()
             os.fsync(out.fileno())
-        return [key]
-    return [line.strip().encode("ascii") for line in text.replace(",", "\n").splitlines() if line.strip()]
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            return _read_key_file(path, create=False)
+    finally:
+        aside.unlink(missing_ok=True)
+    # The name must survive a power cut as surely as the records sealed under the key it holds.
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return [key]
+
+
+# The key file's text, kept while the file's identity (device, inode, size, change time) stays the same, and that
+# identity looked at no more than once a second: a rotated or replaced key is in use within a second, and a
+# decision pays neither a file read nor a stat for its record.
+RECHECK_S = 1.0
+_file_keys: dict[Path, tuple[tuple[int, int, int, int], list[bytes], float]] = {}
+
+
+def _file_identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _keys_from_file(path: Path, create: bool) -> list[bytes]:
+    now = time.monotonic()
+    known = _file_keys.get(path)
+    if known is not None and now - known[2] < RECHECK_S:
+        return known[1]
+    identity = _file_identity(path)
+    if known is not None and identity == known[0]:
+        _file_keys[path] = (identity, known[1], now)
+        return known[1]
+    keys = _read_key_file(path, create)
+    # Kept under the identity seen BEFORE the read: a file replaced meanwhile differs from it and is read again.
+    if keys and identity is not None:
+        _file_keys[path] = (identity, keys, now)
+    return keys
 
 
 def _keys(create: bool) -> tuple[MultiFernet, str] | None:
@@ -53,7 +104,7 @@ def _keys(create: bool) -> tuple[MultiFernet, str] | None:
     if config.key_env:
         keys = [k.strip().encode("ascii") for k in config.key_env.split(",") if k.strip()]
     else:
-        keys = _read_key_file(config.key_file, create)
+        keys = _keys_from_file(config.key_file, create)
     if not keys:
         return None
     cache_key = tuple(k.decode("ascii") for k in keys)

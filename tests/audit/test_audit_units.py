@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from audit import checkpoints as cps
-from audit.chain import COLUMNS, GENESIS, is_decision_id, new_decision_id, record_hash
+from audit.chain import COLUMNS, GENESIS, canonical, is_decision_id, new_decision_id, record_hash
 from audit.crypto import seal, unseal
 from audit.errors import AuditUnavailable
 from audit.masking import MASK, mask, path_text, unmask
@@ -131,6 +131,23 @@ def test_masking_covers_the_input_the_trace_values_and_the_texts(watch_library: 
     assert case["borrower"]["legal_representative"] == WATCHED
 
 
+def test_a_decision_that_shows_no_sensitive_value_is_stored_without_walking_it(watch_library: Library) -> None:
+    unit = watch_library.compile_policy("project-finance", AS_OF)
+    case = _watched_case()
+    case["borrower"]["legal_representative"] = "Nobody Watched"  # no watch-list alert quotes a name now
+    decision = decide(unit, case, AS_OF)
+    masked = mask(unit, case, decision)
+    assert masked.decision_text == canonical(decision)  # the text it searched is the text stored
+    assert masked.decision == decision and masked.paths == [
+        "$.input.borrower.legal_representative",
+        "$.input.borrower.name",
+    ]
+    assert masked.input["borrower"]["name"] == MASK and case["borrower"]["name"] == "Sunfield Holdings"
+    # a name that JSON would escape cannot be searched for in JSON text: the decision is walked instead
+    case["borrower"]["name"] = 'Sunfield "North" Holdings'
+    assert mask(unit, case, decide(unit, case, AS_OF)).decision_text is None
+
+
 def test_a_case_without_sensitive_values_is_stored_as_it_is(watch_library: Library) -> None:
     unit = watch_library.compile_policy("project-finance", AS_OF)
     case = copy.deepcopy(BOOK[0])
@@ -172,3 +189,56 @@ def test_differences_name_paths_and_never_confuse_booleans_with_numbers() -> Non
     assert differences(a, copy.deepcopy(a)) == []
     shown = path_text(["decision", "fired", 3, "values", "borrower.name"])
     assert shown == '$.decision.fired[3].values["borrower.name"]'
+
+
+def _first_seals(threads: int) -> list[tuple[str, str] | BaseException]:
+    import threading
+
+    start = threading.Barrier(threads)
+    sealed: list[tuple[str, str] | BaseException] = []
+
+    def first_seal() -> None:
+        start.wait()
+        try:
+            sealed.append(seal("x"))
+        except BaseException as exc:  # collected for the caller's assertion
+            sealed.append(exc)
+
+    workers = [threading.Thread(target=first_seal) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return sealed
+
+
+def test_threads_sealing_their_first_record_at_once_share_one_complete_key_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("CREDO_AUDIT_KEY")
+    for trial in range(20):  # the race (a reader finding the file created but still empty) needs a few tries
+        monkeypatch.setenv("CREDO_AUDIT_KEY_FILE", str(tmp_path / f"k{trial}" / "audit.key"))
+        sealed = _first_seals(8)
+        assert all(isinstance(s, tuple) for s in sealed), sealed
+        assert len({s[1] for s in sealed if isinstance(s, tuple)}) == 1
+        assert [p.name for p in (tmp_path / f"k{trial}").iterdir()] == ["audit.key"]  # nothing left aside
+
+
+def test_a_replaced_key_file_is_read_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    import audit.crypto
+
+    monkeypatch.delenv("CREDO_AUDIT_KEY")
+    monkeypatch.setattr(audit.crypto, "RECHECK_S", 60.0)
+    key_file = tmp_path / "audit.key"
+    monkeypatch.setenv("CREDO_AUDIT_KEY_FILE", str(key_file))
+    seal("x")  # creates the file
+    old_id = seal("x")[1]  # reads it, and keeps it
+    new_key = Fernet.generate_key()
+    replacement = tmp_path / "audit.key.new"
+    replacement.write_bytes(new_key + b"\n")
+    replacement.replace(key_file)  # a rotation: a new file under the same name
+    assert seal("y")[1] == old_id  # the file is looked at again only after RECHECK_S
+    monkeypatch.setattr(audit.crypto, "RECHECK_S", 0.0)
+    assert seal("z")[1] == audit.crypto.key_id_of(new_key) != old_id
