@@ -12,9 +12,11 @@ cut) and a busy timeout, so a second process waits for a writer instead of faili
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -193,8 +195,72 @@ def write_session() -> Iterator[None]:
         # Nested in a caller's session: Pony ignores an inner db_session, so the caller's transaction rules.
         yield
         return
+    target = _bound
+    if target is not None and target.dialect == "sqlite" and target.path is not None:
+        with _SQLITE_WRITERS.turn(target.path), orm.db_session(immediate=True):
+            yield
+        return
     with orm.db_session(immediate=True):
         yield
+
+
+class _SQLiteWriterTurns:
+    """Whose turn it is to write a SQLite file, across processes: an advisory lock beside the file.
+
+    SQLite's own busy handler makes a waiting writer sleep 1, 2, 5, 10 ... 100 ms between attempts, so under steady
+    writes from two processes a waiter can sleep tens of milliseconds after the lock came free. Waiting for this
+    lock first (polled every 0.2 ms) gives the SQLite lock to the next writer at once. It only orders writers that
+    use write_session(); others still meet SQLite's lock, which alone decides correctness. A writer that waits
+    longer than the busy timeout goes on to SQLite's lock anyway, and fails there as before.
+    """
+
+    POLL_S = 0.0002
+
+    def __init__(self) -> None:
+        self._threads = threading.Lock()  # one writer per process at a time (Pony serialises them as well)
+        self._fd: int | None = None
+        self._owner: tuple[int, Path] | None = None  # the process and file the descriptor was opened for
+
+    def _descriptor(self, path: Path) -> int | None:
+        # Per process: a descriptor inherited across fork() would share its lock with the parent.
+        owner = (os.getpid(), path)
+        if self._owner != owner:
+            if self._fd is not None and self._owner is not None and self._owner[0] == owner[0]:
+                os.close(self._fd)
+            self._fd, self._owner = None, owner
+            try:
+                self._fd = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                return None  # a read-only folder: SQLite's lock alone orders the writers
+        return self._fd
+
+    @contextmanager
+    def turn(self, path: Path) -> Iterator[None]:
+        with self._threads:
+            fd = self._descriptor(path)
+            locked = fd is not None and self._wait(fd)
+            try:
+                yield
+            finally:
+                if locked:
+                    assert fd is not None
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _wait(self, fd: int) -> bool:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(self.POLL_S)
+            except OSError:
+                return False
+
+
+_SQLITE_WRITERS = _SQLiteWriterTurns()
 
 
 # --- migrations ---------------------------------------------------------------------------------------------

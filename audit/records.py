@@ -13,8 +13,10 @@ Every N appends a checkpoint goes outside the database (audit.checkpoints), afte
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +81,12 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+@functools.lru_cache(maxsize=64)
+def _library_text(library: tuple[tuple[str, int, str], ...]) -> str:
+    # The same active snapshot names the same versions in every record it decides: encode it once.
+    return canonical([list(v) for v in library])
+
+
 def draft_for(
     unit: CompiledPolicy,
     case: Any,
@@ -108,7 +116,7 @@ def draft_for(
         policy=str(policy.get("name") or unit.name),
         policy_version=policy.get("version"),
         policy_digest=str(policy.get("digest") or unit.digest),
-        library=canonical([list(v) for v in library]),
+        library=_library_text(tuple(map(tuple, library))),
         engine=f"{decision.get('engine')} {backend}",
         as_of=str(decision["as_of"]),
         input=canonical(masking.input),
@@ -118,7 +126,7 @@ def draft_for(
         pd=_float(decision.get("pd")),
         limit_amount=_float(decision.get("limit")),
         rate=_float(decision.get("rate")),
-        decision=canonical(masking.decision),
+        decision=masking.decision_text if masking.decision_text is not None else canonical(masking.decision),
         latency_us=int(latency_us),
         masked=canonical(masking.paths),
         sealed=sealed,
@@ -154,21 +162,28 @@ def _append_locked(drafts: Sequence[Draft]) -> list[Appended]:
     seq, prev = _head_for_update(cursor)
     out: list[Appended] = []
     rows = []
+    keyed: dict[tuple[str, str, str], Appended] = {}
     for draft in drafts:
-        if draft.idempotency_key is not None and len(drafts) == 1:
-            # Checked under the head lock, so two requests with one key cannot both be recorded.
-            found = _existing(cursor, draft)
+        if draft.idempotency_key is not None:
+            # Checked under the head lock, so two requests with one key cannot both be recorded; a group may
+            # hold both, and then the second is answered with the first.
+            key = (draft.caller_kind, draft.caller_id, draft.idempotency_key)
+            found = keyed.get(key) or _existing(cursor, draft)
             if found is not None:
-                return [found]
+                out.append(dataclasses.replace(found, existing=True))
+                continue
         seq += 1
-        values = dataclasses.asdict(draft)
+        values = dict(draft.__dict__)
         values["seq"] = seq
         values["at"] = draft.at or utc_text()
         values["decision_id"] = draft.decision_id or new_decision_id()
         values["prev_hash"] = prev
         prev = values["hash"] = record_hash(values)
         rows.append(tuple(values[c] for c in COLUMNS))
-        out.append(Appended(seq, values["decision_id"], values["at"], prev))
+        appended = Appended(seq, values["decision_id"], values["at"], prev)
+        out.append(appended)
+        if draft.idempotency_key is not None:
+            keyed[key] = appended
     if rows:
         if store.dialect() == "postgresql" and len(rows) > 1:
             # psycopg2's executemany is one round trip per row; a bulk append sends pages of 500 instead.
@@ -184,7 +199,9 @@ def _append_locked(drafts: Sequence[Draft]) -> list[Appended]:
 def append_many(drafts: Sequence[Draft], *, checkpoint: bool = True) -> list[Appended]:
     """Append records in one transaction, in order; all or none. Raises AuditUnavailable on any failure.
 
-    Inside a caller's db_session the records join the caller's transaction, and commit (or not) with it.
+    A draft whose idempotency key is already recorded (or earlier in `drafts`) is not appended again: its place
+    in the answer is that earlier record, marked `existing`. Inside a caller's db_session the records join the
+    caller's transaction, and commit (or not) with it.
     """
     owned = orm.core.local.db_session is None
     try:
@@ -197,15 +214,84 @@ def append_many(drafts: Sequence[Draft], *, checkpoint: bool = True) -> list[App
         # text can quote SQL and values.
         log.error("decision record not written: %s", type(exc).__name__)
         raise AuditUnavailable(f"the decision record could not be written ({type(exc).__name__})") from exc
-    if owned and checkpoint and appended and not appended[0].existing:
+    new = [a.seq for a in appended if not a.existing]
+    if owned and checkpoint and new:
         from audit.checkpoints import write_due
 
-        write_due(appended[0].seq, appended[-1].seq)
+        write_due(min(new), max(new))
     return appended
 
 
+@dataclass
+class _Waiting:
+    draft: Draft
+    appended: Appended | None = None
+    failure: AuditUnavailable | None = None
+
+
+class GroupCommit:
+    """Appends from the threads of one process, committed in groups: one transaction (one fsync) per group.
+
+    The first thread to arrive while no group is being written becomes the writer: it takes every draft waiting
+    (its own included), appends them in one transaction and wakes their threads once it has committed. Threads
+    that arrive meanwhile wait for the next group. So no thread returns before its own record is durable, a
+    lone request is written at once (no timer, no added latency), and under load the commit's cost is shared.
+    A failed group fails every request in it: none of them has a record, so none gets a decision.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._queue: list[_Waiting] = []
+        self._writing = False
+
+    def append(self, draft: Draft) -> Appended:
+        mine = _Waiting(draft)
+        with self._changed:
+            self._queue.append(mine)
+            while self._writing and mine.appended is None and mine.failure is None:
+                self._changed.wait()
+            if mine.appended is None and mine.failure is None:
+                group, self._queue = self._queue, []
+                self._writing = True
+            else:
+                group = []
+        if group:
+            try:
+                self._write(group)
+            finally:
+                with self._changed:
+                    self._writing = False
+                    self._changed.notify_all()
+        if mine.failure is not None:
+            # A fresh exception per thread: one raised object shared by threads would share its traceback.
+            raise AuditUnavailable(mine.failure.message, mine.failure.code)
+        assert mine.appended is not None
+        return mine.appended
+
+    @staticmethod
+    def _write(group: list[_Waiting]) -> None:
+        try:
+            appended = append_many([w.draft for w in group])
+        except AuditUnavailable as failure:
+            for waiting in group:
+                waiting.failure = failure
+            return
+        except BaseException:
+            for waiting in group:
+                waiting.failure = AuditUnavailable("the decision record could not be written")
+            raise
+        for waiting, result in zip(group, appended, strict=True):
+            waiting.appended = result
+
+
+_GROUPS = GroupCommit()
+
+
 def append(draft: Draft) -> Appended:
-    return append_many([draft])[0]
+    """Append one record; outside a db_session it joins the process's group commit (see GroupCommit)."""
+    if orm.core.local.db_session is not None:
+        return append_many([draft])[0]
+    return _GROUPS.append(draft)
 
 
 # --- reading ---------------------------------------------------------------------------------------------------
@@ -321,6 +407,7 @@ def to_document(row: Mapping[str, Any], *, unmask: bool = False) -> dict[str, An
 __all__ = [
     "Appended",
     "Draft",
+    "GroupCommit",
     "Head",
     "append",
     "append_many",
