@@ -1,5 +1,6 @@
-"""The decision log's settings, read from the environment at each use (a lookup costs nanoseconds, and tests and
-long-running servers can change them without a restart).
+"""The decision log's settings, read from the environment at each use (tests and long-running servers can change
+them without a restart); the parsed result is kept for as long as the variables it came from are unchanged, since
+every decision reads it several times.
 
 | variable | default | what |
 |---|---|---|
@@ -47,7 +48,30 @@ def _int(name: str, default: int, minimum: int) -> int:
     return value
 
 
+_NAMES = (
+    "CREDO_AUDIT_KEY",
+    "CREDO_AUDIT_KEY_FILE",
+    "CREDO_AUDIT_CHECKPOINT",
+    "CREDO_AUDIT_CHECKPOINT_CMD",
+    "CREDO_AUDIT_CHECKPOINT_EVERY",
+    "CREDO_AUDIT_RETENTION_MONTHS",
+    "CREDO_AUDIT_LOCK_TIMEOUT_MS",
+)
+_last: tuple[tuple[str | None, ...], Settings] | None = None
+
+
 def settings() -> Settings:
+    global _last
+    raw = tuple(map(os.environ.get, _NAMES))
+    last = _last
+    if last is not None and last[0] == raw:
+        return last[1]
+    parsed = _parse()
+    _last = (raw, parsed)
+    return parsed
+
+
+def _parse() -> Settings:
     env = os.environ
     command = env.get("CREDO_AUDIT_CHECKPOINT_CMD", "").strip() or None
     explicit = env.get("CREDO_AUDIT_CHECKPOINT", "").strip()

@@ -108,7 +108,7 @@ def _populate(api: Api) -> None:
 
 
 def serve(api: Api) -> Iterator[Api]:
-    app = create_app({"DATABASE_URL": api.url, "TESTING": True})
+    app = create_app({"DATABASE_URL": api.url, "TESTING": True, "VALIDATE_RESPONSES": True})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="api-server", daemon=True)
     thread.start()

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from pony import orm
 
-from audit.db import db, write_session
+from audit import store
+from audit.db import write_session
 from audit.governance import now as governance_now
 from audit.governance import record as governance_record
 from web.api.errors import ApiError
@@ -114,12 +115,12 @@ def verify_key(token: str) -> Principal | None:
     """
     if not token.startswith(KEY_PREFIX):
         return None
-    params = {"prefix": token[: len(KEY_PREFIX) + 8]}
     with orm.db_session:
-        rows = db.select(
+        # audit.store's plain cursor: Pony's db.select builds a named row per result, twice the cost of the query.
+        rows = store.query(
             "SELECT k.key_hash, k.scopes, k.expires_at, k.revoked_at, u.username, u.roles, u.active"
-            " FROM api_key k JOIN app_user u ON u.id = k.owner WHERE k.prefix = $prefix",
-            params,
+            " FROM api_key k JOIN app_user u ON u.id = k.owner WHERE k.prefix = ?",
+            (token[: len(KEY_PREFIX) + 8],),
         )
     if not rows:
         return None

@@ -166,14 +166,21 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _check_shape(value: Any, config: Any) -> None:
-    """Bound what a body may hold before anything walks it: depth, members, string lengths.
+def _check_shape(value: Any, config: Any, size: int) -> None:
+    """Bound what a body of `size` bytes may hold before anything walks it: depth, members, string lengths.
 
-    The walk runs on every POST, so it keeps no path while it goes: a path is rebuilt only for a problem.
+    The walk runs on every POST, so it keeps no path while it goes: a path is rebuilt only for a problem. Every
+    value and every character of a string takes at least one byte of JSON, so a body no longer than both limits
+    cannot break either, and then only containers are visited, for the depth.
     """
     max_depth = int(config["MAX_CASE_DEPTH"]) + 2  # the envelope ({"case": {"fact": {...}}}) adds two levels
     max_nodes = int(config["MAX_CASE_NODES"])
     max_string = int(config["MAX_STRING_LENGTH"])
+    if size <= min(max_nodes, max_string):
+        max_nodes = max_string = size + 1
+        skip_scalars = True
+    else:
+        skip_scalars = False
     nodes = 0
     trail: list[Any] = []  # the keys down to the node being looked at, for the message
 
@@ -200,6 +207,8 @@ def _check_shape(value: Any, config: Any) -> None:
                 raise fail("too-deep", f"nested deeper than {max_depth} levels")
             pairs = item.items() if kind is dict else enumerate(item)
             for k, v in pairs:
+                if skip_scalars and type(v) is not dict and type(v) is not list:
+                    continue
                 trail.append(k)
                 if kind is dict and len(k) > max_string:
                     raise fail("too-long", "a member name is too long")
@@ -242,7 +251,7 @@ def _read_json(ep: Endpoint) -> tuple[bytes, Any]:
         raise ApiError(
             400, "bad-json", "the body is not valid JSON", [{"path": "$", "code": "bad-json", "message": message}]
         ) from None
-    _check_shape(parsed, current_app.config)
+    _check_shape(parsed, current_app.config, len(raw))
     return raw, parsed
 
 

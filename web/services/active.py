@@ -21,6 +21,7 @@ from typing import Any
 
 from pony import orm
 
+from audit import store
 from audit.db import binding_id, db
 from engine.documents import parse_document
 from engine.errors import CredoError
@@ -51,9 +52,9 @@ def parse_stored(name: str, number: int, text: str, digest: str) -> AnyDocument:
 
 
 def read_generation() -> int:
-    # Raw SQL on purpose: Pony's identity map would return the value cached earlier in the same session.
-    rows = db.select("SELECT generation FROM rules_state WHERE id = 1")
-    return int(rows[0])
+    # Raw SQL on purpose: Pony's identity map would return the value cached earlier in the same session. Through
+    # audit.store's plain cursor, as it runs before every decision.
+    return int(store.query("SELECT generation FROM rules_state WHERE id = 1")[0][0])
 
 
 def _active_rows() -> list[tuple[str, int, str, str]]:
