@@ -9,7 +9,7 @@ What one run does:
 2. measures the engine alone on the same cases, in this process: `decide()` on the compiled project-finance
    policy, one thread (what one core decides, with nothing else running);
 3. starts gunicorn (`web:create_app()`, gthread workers) on a free loopback port, warms every worker up, then
-   drives `--clients` concurrent clients (keep-alive connections, spread over client processes) until
+   drives `--clients` concurrent clients (keep-alive connections in an event loop, prepared requests) until
    `--requests` decisions are answered or `--duration` seconds have passed, whichever comes first;
 4. reports decisions/s and p50/p99 latency in ms as the clients saw them: JSON in, auth, validation, the
    engine, the audit record committed (fsync'd: WAL with synchronous=FULL) and the answer out; the
@@ -24,12 +24,12 @@ of the engine-only rate. Clients run on the same 2 cores as the server, so the f
 from __future__ import annotations
 
 import argparse
-import http.client
 import importlib.util
 import json
 import multiprocessing
 import os
 import platform
+import selectors
 import shutil
 import signal
 import socket
@@ -37,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -233,67 +232,98 @@ def cpu_seconds(pids: list[int]) -> float:
 # --- clients -------------------------------------------------------------------------------------------------------
 
 
+def request_bytes(port: int, token: str, body: bytes) -> bytes:
+    head = (
+        f"POST /api/v1/decisions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _Connection:
+    """One keep-alive client: sends a request, reads its whole answer, sends the next."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setblocking(False)
+        self.buffer = b""
+        self.started = 0
+
+    def answer(self) -> int | None:
+        """The status once the whole answer is in the buffer (which is then emptied), else None."""
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = self.buffer[:end].decode("latin-1").split("\r\n")
+        length = 0
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if len(self.buffer) < end + 4 + length:
+            return None
+        self.buffer = self.buffer[end + 4 + length :]
+        return int(head[0].split()[1])
+
+
 def client_process(args: tuple[int, int, list[bytes], str, int, float, float, int]) -> dict[str, Any]:
-    """`threads` keep-alive clients in one process, sharing `budget` requests, until the deadline."""
-    port, threads, bodies, token, budget, start_at, deadline, offset = args
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    lock = threading.Lock()
-    state = {"left": budget}
+    """`connections` keep-alive clients in one process, sharing `budget` requests, until the deadline.
+
+    One event loop over non-blocking sockets with the requests prepared in advance (as wrk does): the clients
+    share the server's 2 cores, so the less CPU they take, the more of the machine measures the server.
+    """
+    port, connections, bodies, token, budget, start_at, deadline, offset = args
+    requests = [request_bytes(port, token, body) for body in bodies]
     latencies: list[int] = []
     statuses: dict[int, int] = {}
-    first_last = [float("inf"), 0.0]
+    selector = selectors.DefaultSelector()
+    clients = [_Connection(port) for _ in range(connections)]
+    left = budget
+    sent = offset
+    first, last = float("inf"), 0.0
 
-    def take() -> bool:
-        with lock:
-            if state["left"] <= 0:
-                return False
-            state["left"] -= 1
-            return True
-
-    def run(index: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine: list[int] = []
-        seen: dict[int, int] = {}
-        i = offset + index * 7919
-        begin, end = float("inf"), 0.0
-        while time.perf_counter() < deadline and take():
-            body = bodies[i % len(bodies)]
-            i += 1
-            t0 = time.perf_counter()
-            try:
-                connection.request("POST", "/api/v1/decisions", body=body, headers=headers)
-                answer = connection.getresponse()
-                answer.read()
-                status = answer.status
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                status = 0
-            t1 = time.perf_counter()
-            begin, end = min(begin, t0), max(end, t1)
-            mine.append(int((t1 - t0) * 1e9))
-            seen[status] = seen.get(status, 0) + 1
-        connection.close()
-        with lock:
-            latencies.extend(mine)
-            for status, count in seen.items():
-                statuses[status] = statuses.get(status, 0) + count
-            first_last[0] = min(first_last[0], begin)
-            first_last[1] = max(first_last[1], end)
+    def send(client: _Connection) -> bool:
+        nonlocal left, sent, first
+        if left <= 0 or time.perf_counter() >= deadline:
+            return False
+        left -= 1
+        payload = requests[sent % len(requests)]
+        sent += 7919
+        client.started = time.perf_counter_ns()
+        first = min(first, client.started / 1e9)
+        client.sock.sendall(payload)  # a few KB: fits the socket buffer of an idle keep-alive connection
+        return True
 
     while time.perf_counter() < start_at:  # every process starts together
         time.sleep(0.001)
     cpu = time.process_time()
-    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    for client in clients:
+        if send(client):
+            selector.register(client.sock, selectors.EVENT_READ, client)
+    while selector.get_map():
+        for key, _ in selector.select(timeout=30):
+            client = key.data
+            chunk = client.sock.recv(262144)
+            if not chunk:
+                raise ConnectionError("the server closed a keep-alive connection")
+            client.buffer += chunk
+            status = client.answer()
+            if status is None:
+                continue
+            done = time.perf_counter_ns()
+            last = max(last, done / 1e9)
+            latencies.append(done - client.started)
+            statuses[status] = statuses.get(status, 0) + 1
+            if not send(client):
+                selector.unregister(client.sock)
+    for client in clients:
+        client.sock.close()
     return {
         "latencies": latencies,
         "statuses": statuses,
-        "first": first_last[0],
-        "last": first_last[1],
+        "first": first,
+        "last": last,
         "cpu_s": time.process_time() - cpu,
     }
 
@@ -355,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load, at most (default 60)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers (default: cores)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
-    parser.add_argument("--client-processes", type=int, default=2, help="processes the clients run in (default 2)")
+    parser.add_argument("--client-processes", type=int, default=1, help="processes the clients run in (default 1)")
     parser.add_argument("--cases", type=int, default=500, help="distinct seeded cases (default 500)")
     parser.add_argument("--warmup", type=int, default=200, help="decisions before measuring (default 200)")
     parser.add_argument("--engine-seconds", type=float, default=5.0, help="time for the engine-only rate")
