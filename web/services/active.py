@@ -33,6 +33,7 @@ from engine.policy import CompiledPolicy
 _PARSED: OrderedDict[tuple[str, int, str], AnyDocument] = OrderedDict()
 _PARSED_LOCK = threading.Lock()
 _PARSED_MAX = 1024
+UNITS_MAX = 4096
 
 
 def parse_stored(name: str, number: int, text: str, digest: str) -> AnyDocument:
@@ -72,13 +73,22 @@ class Snapshot:
     generation: int
     library: Library = field(compare=False)
     versions: tuple[tuple[str, int, str], ...]  # (name, N, digest) of every active version
+    # (policy, day) -> its compiled unit. A snapshot never changes, so which versions are in force on a day never
+    # does either; resolving them again costs a tenth of a millisecond on every decision.
+    units: dict[tuple[str, dt.date], CompiledPolicy] = field(default_factory=dict, compare=False, repr=False)
 
     def compile_policy(self, name: str, as_of: dt.date | None = None) -> CompiledPolicy:
-        return self.library.compile_policy(name, as_of)
+        day = as_of or dt.date.today()
+        unit = self.units.get((name, day))
+        if unit is None:
+            unit = self.library.compile_policy(name, day)
+            if len(self.units) < UNITS_MAX:  # as_of comes from callers: bound what they can make us keep
+                self.units[(name, day)] = unit
+        return unit
 
     def decide(self, policy: str, case: object, as_of: dt.date | None = None, engine: str = "rete") -> dict[str, Any]:
         """One decision, entirely under this snapshot. Raises CredoError for an unknown policy or invalid case."""
-        return decide(self.library.compile_policy(policy, as_of), case, as_of, engine)
+        return decide(self.compile_policy(policy, as_of), case, as_of, engine)
 
 
 def build_snapshot(generation: int, rows: Iterable[tuple[str, int, str, str]], binding: int = 0) -> Snapshot:
