@@ -225,43 +225,53 @@ def append_many(drafts: Sequence[Draft], *, checkpoint: bool = True) -> list[App
 @dataclass
 class _Waiting:
     draft: Draft
+    woken: threading.Event = dataclasses.field(default_factory=threading.Event)  # settled, or made the writer
     appended: Appended | None = None
     failure: AuditUnavailable | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.appended is not None or self.failure is not None
 
 
 class GroupCommit:
     """Appends from the threads of one process, committed in groups: one transaction (one fsync) per group.
 
     The first thread to arrive while no group is being written becomes the writer: it takes every draft waiting
-    (its own included), appends them in one transaction and wakes their threads once it has committed. Threads
-    that arrive meanwhile wait for the next group. So no thread returns before its own record is durable, a
-    lone request is written at once (no timer, no added latency), and under load the commit's cost is shared.
-    A failed group fails every request in it: none of them has a record, so none gets a decision.
+    (its own included), appends them in one transaction and, once it has committed, wakes exactly the threads of
+    that group, and hands the writer's turn to the oldest thread that queued meanwhile. So no thread returns before
+    its own record is durable, a lone request is written at once (no timer, no added latency), under load one
+    commit serves many records, and no thread is woken only to wait again. A failed group fails every request in
+    it: none of them has a record, so none gets a decision.
     """
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[_Waiting] = []
         self._writing = False
 
     def append(self, draft: Draft) -> Appended:
         mine = _Waiting(draft)
-        with self._changed:
+        with self._lock:
             self._queue.append(mine)
-            while self._writing and mine.appended is None and mine.failure is None:
-                self._changed.wait()
-            if mine.appended is None and mine.failure is None:
+            writer = not self._writing
+            self._writing = True
+        if not writer:
+            mine.woken.wait()
+        if not mine.settled:  # the writer's turn is ours: write everything queued, our own draft included
+            with self._lock:
                 group, self._queue = self._queue, []
-                self._writing = True
-            else:
-                group = []
-        if group:
             try:
                 self._write(group)
             finally:
-                with self._changed:
-                    self._writing = False
-                    self._changed.notify_all()
+                with self._lock:
+                    if self._queue:
+                        self._queue[0].woken.set()  # the next writer; _writing stays True for it
+                    else:
+                        self._writing = False
+                for waiting in group:
+                    if waiting is not mine:
+                        waiting.woken.set()
         if mine.failure is not None:
             # A fresh exception per thread: one raised object shared by threads would share its traceback.
             raise AuditUnavailable(mine.failure.message, mine.failure.code)
