@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Blueprint, abort, g, make_response, redirect, render_template, request, url_for
@@ -10,6 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from audit import store
 from audit.db import write_session
+from audit.governance import now as governance_now
 from audit.governance import record as governance_record
 from web.console.security import (
     check_login_csrf,
@@ -24,7 +26,7 @@ from web.console.security import (
     viewer,
 )
 from web.models import Alert, RuleVersion, User
-from web.services.users import check_password
+from web.services.users import check_password, locked_until
 
 MAX_FIELD = 200
 
@@ -36,6 +38,16 @@ def login() -> BaseResponse:
         check_login_csrf()
         username = (request.form.get("username") or "").strip()[:MAX_FIELD]
         password = (request.form.get("password") or "")[:1000]
+        reopens = locked_until(username) if username else None
+        if reopens is not None:
+            # Not even the password is checked: a locked account cannot be guessed at, and tells nothing.
+            with write_session():
+                governance_record(username, "console-login-refused", f"user:{username}", {"via": "console"})
+            minutes = max(1, math.ceil((reopens - governance_now()).total_seconds() / 60))
+            return _login_page(
+                f"Too many failed sign-ins to this account. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+                429,
+            )
         who = check_password(username, password) if username and password else None
         if who is not None:
             response = redirect(safe_next(request.form.get("next")))
@@ -49,6 +61,10 @@ def login() -> BaseResponse:
                 governance_record(username, "console-login-failed", f"user:{username}", {"via": "console"})
         error = "Wrong user name or password."
         status = 401
+    return _login_page(error, status)
+
+
+def _login_page(error: str | None, status: int) -> BaseResponse:
     cookies: dict[str, str] = {}
     token = login_csrf_token(cookies)
     body = render_template(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pony import orm
 
 from audit.db import write_session
-from audit.governance import now, record
+from audit.governance import GovernanceEvent, now, record
 from web.models import ROLES, ApiKey, User
 from web.services.errors import Refused
 
@@ -124,6 +124,29 @@ def check_password(username: str, password: str) -> Principal | None:
         if not _check(user.password_hash, password):
             return None
         return Principal(user.username, user.role_set)
+
+
+# Console sign-in throttling: this many failed sign-ins to one account within the window (and since its last
+# successful one) lock it until the oldest of them leaves the window. Counted from the governance events the
+# console already writes for every failure, so all worker processes see the same count.
+LOCKOUT_FAILURES = 5
+LOCKOUT_WINDOW = dt.timedelta(minutes=15)
+
+
+def locked_until(username: str) -> dt.datetime | None:
+    """When sign-ins to this account open again (naive UTC), or None when they are open now."""
+    subject = f"user:{username}"
+    start = now() - LOCKOUT_WINDOW
+    with orm.db_session:
+        last_ok = orm.max(e.at for e in GovernanceEvent if e.subject == subject and e.action == "console-login")
+        if last_ok is not None and last_ok > start:
+            start = last_ok
+        failed = "console-login-failed"
+        found = orm.select(e for e in GovernanceEvent if e.subject == subject and e.action == failed and e.at > start)
+        failures = sorted((e.at for e in found), reverse=True)
+    if len(failures) < LOCKOUT_FAILURES:
+        return None
+    return failures[LOCKOUT_FAILURES - 1] + LOCKOUT_WINDOW
 
 
 def set_password(username: str, password: str, actor: str = SYSTEM) -> None:
