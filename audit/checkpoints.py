@@ -33,7 +33,7 @@ from pony import orm
 
 from audit import store
 from audit.chain import utc_text
-from audit.config import settings
+from audit.config import checkpoint_every, settings
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def write_due(first: int, last: int) -> None:
     A decision already committed stands; a lost checkpoint only widens what the next one has to vouch for,
     and is logged so that operations can write one by hand (`credo audit checkpoint`).
     """
-    every = settings().checkpoint_every
+    every = checkpoint_every()
     for seq in range(((first + every - 1) // every) * every, last + 1, every):
         try:
             write("periodic", seq)

@@ -71,22 +71,36 @@ def settings() -> Settings:
     return parsed
 
 
+# Every decision seals (the key) and may owe a checkpoint (the interval): these two read only their own variables,
+# a third of what checking all seven for a change costs.
+def key_settings() -> tuple[str | None, Path]:
+    """(CREDO_AUDIT_KEY, the key file), as settings() gives them."""
+    env = os.environ
+    key_file = Path(env.get("CREDO_AUDIT_KEY_FILE", "").strip() or INSTANCE / "audit.key")
+    return env.get("CREDO_AUDIT_KEY", "").strip() or None, key_file
+
+
+def checkpoint_every() -> int:
+    return _int("CREDO_AUDIT_CHECKPOINT_EVERY", 1000, 1)
+
+
 def _parse() -> Settings:
     env = os.environ
+    key_env, key_file = key_settings()
     command = env.get("CREDO_AUDIT_CHECKPOINT_CMD", "").strip() or None
     explicit = env.get("CREDO_AUDIT_CHECKPOINT", "").strip()
     # With a command configured and no file named, the command is the only destination; `verify` then needs
     # `--checkpoints FILE` (a copy fetched from wherever the command sent them).
     path = Path(explicit) if explicit else (None if command else INSTANCE / "audit-checkpoints.jsonl")
     return Settings(
-        key_env=env.get("CREDO_AUDIT_KEY", "").strip() or None,
-        key_file=Path(env.get("CREDO_AUDIT_KEY_FILE", "").strip() or INSTANCE / "audit.key"),
+        key_env=key_env,
+        key_file=key_file,
         checkpoint_path=path,
         checkpoint_cmd=command,
-        checkpoint_every=_int("CREDO_AUDIT_CHECKPOINT_EVERY", 1000, 1),
+        checkpoint_every=checkpoint_every(),
         retention_months=_int("CREDO_AUDIT_RETENTION_MONTHS", 25, 1),
         lock_timeout_ms=_int("CREDO_AUDIT_LOCK_TIMEOUT_MS", 10_000, 1),
     )
 
 
-__all__ = ["INSTANCE", "Settings", "settings"]
+__all__ = ["INSTANCE", "Settings", "checkpoint_every", "key_settings", "settings"]

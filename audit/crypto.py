@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from audit.config import settings
+from audit.config import key_settings
 from audit.errors import AuditUnavailable
 
 _cache: dict[tuple[str, ...], tuple[MultiFernet, str]] = {}
@@ -100,11 +100,11 @@ def _keys_from_file(path: Path, create: bool) -> list[bytes]:
 
 
 def _keys(create: bool) -> tuple[MultiFernet, str] | None:
-    config = settings()
-    if config.key_env:
-        keys = [k.strip().encode("ascii") for k in config.key_env.split(",") if k.strip()]
+    key_env, key_file = key_settings()
+    if key_env:
+        keys = [k.strip().encode("ascii") for k in key_env.split(",") if k.strip()]
     else:
-        keys = _keys_from_file(config.key_file, create)
+        keys = _keys_from_file(key_file, create)
     if not keys:
         return None
     cache_key = tuple(k.decode("ascii") for k in keys)
