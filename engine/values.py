@@ -135,7 +135,7 @@ def _function(name: str, args: list[ValueFn]) -> ValueFn:
         return out
 
     if name in ("min", "max") and len(args) == 2:
-        return _pair(min if name == "min" else max, args[0], args[1])  # the common `min(a, b)`: no list
+        return _arithmetic(min if name == "min" else max, args[0], args[1])  # the common `min(a, b)`: no list
     if name == "min":
         return lambda f, c: None if (vs := values(f, c)) is None else min(vs)
     if name == "max":
@@ -149,19 +149,6 @@ def _function(name: str, args: list[ValueFn]) -> ValueFn:
     if name == "days_between":
         return lambda f, c: None if (vs := values(f, c)) is None else float((vs[1] - vs[0]).days)
     raise ValueError(f"unknown function {name}")
-
-
-def _pair(pick: Callable[[Any, Any], Any], first: ValueFn, second: ValueFn) -> ValueFn:
-    def apply(facts: Facts, conclusions: Conclusions) -> Any:
-        a = first(facts, conclusions)
-        if a is None:
-            return None
-        b = second(facts, conclusions)
-        if b is None:
-            return None
-        return pick(a, b)
-
-    return apply
 
 
 def round_half_even(x: float, digits: int) -> float | None:
