@@ -8,14 +8,16 @@ What one run does:
    key with the `decide` scope);
 2. measures the engine alone on the same cases, in this process: `decide()` on the compiled project-finance
    policy, one thread (what one core decides, with nothing else running);
-3. starts gunicorn (`web:create_app()`, gthread workers) on a free loopback port, warms every worker up, then
+3. the server floor: the same gunicorn command serving bench/floor_app.py (reads the request, answers fixed bytes
+   as large as a decision), driven by the same clients: what HTTP alone costs on this machine in this run;
+4. starts gunicorn (`web:create_app()`, gthread workers) on a free loopback port, warms every worker up, then
    drives `--clients` concurrent clients (keep-alive connections in an event loop, prepared requests) until
    `--requests` decisions are answered or `--duration` seconds have passed, whichever comes first;
-4. reports decisions/s and p50/p99 latency in ms as the clients saw them: JSON in, auth, validation, the
+5. reports decisions/s and p50/p99 latency in ms as the clients saw them: JSON in, auth, validation, the
    engine, the audit record committed (fsync'd: WAL with synchronous=FULL) and the answer out; the
-   engine-only rate of step 2, and the ratio between them; checks that every answered decision is in the
-   audit trail;
-5. stops gunicorn.
+   engine-only rate of step 2, and the ratio between them; the floor of step 3 and the CPU the application adds
+   above it; checks that every answered decision is in the audit trail;
+6. stops gunicorn.
 
 The targets (issue: the decision API): p99 <= 25 ms at 16 clients on 2 cores, and HTTP throughput at least half
 of the engine-only rate. Clients run on the same 2 cores as the server, so the figures include their cost.
@@ -116,8 +118,9 @@ def engine_only(items: list[dict[str, Any]], seconds: float) -> dict[str, float]
 
     unit = Library.load().compile_policy(POLICY, dt.date.fromisoformat(AS_OF))
     day = dt.date.fromisoformat(AS_OF)
-    for case in items[:50]:  # the first decision builds the network; not part of the rate
-        decide(unit, case, day)
+    answers = [decide(unit, case, day) for case in items[:50]]  # the first builds the network: not in the rate
+    # The size of an answer (plus decision_id), for the server floor's fixed answer.
+    answer_bytes = 40 + sum(len(json.dumps(a, separators=(",", ":"), default=str)) for a in answers) // len(answers)
     done = 0
     times: list[int] = []
     cpu = time.process_time()
@@ -140,6 +143,7 @@ def engine_only(items: list[dict[str, Any]], seconds: float) -> dict[str, float]
         "cpu_ms_per_decision": 1000 * cpu / done,
         "p50_ms": times[len(times) // 2] / 1e6,
         "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))] / 1e6,
+        "answer_bytes": answer_bytes,
     }
 
 
@@ -160,7 +164,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gunicorn(url: str, port: int, workers: int, threads: int, log: Path) -> subprocess.Popen[bytes]:
+def start_gunicorn(
+    url: str, port: int, workers: int, threads: int, log: Path, floor_bytes: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Credo (`web:create_app()`), or with `floor_bytes` the server floor (bench/floor_app.py), same settings."""
     command = [
         sys.executable,
         "-m",
@@ -181,9 +188,11 @@ def start_gunicorn(url: str, port: int, workers: int, threads: int, log: Path) -
         "--reuse-port",
         "--log-level",
         "warning",
-        "web:create_app()",
+        *(["--pythonpath", str(BENCH), "floor_app:app"] if floor_bytes is not None else ["web:create_app()"]),
     ]
     env = {**os.environ, "DATABASE_URL": url, "CREDO_LOG_LEVEL": "WARNING", **audit_env(log.parent)}
+    if floor_bytes is not None:
+        env["CREDO_BENCH_FLOOR_BYTES"] = str(floor_bytes)
     handle = log.open("wb")
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
@@ -375,6 +384,25 @@ def drive(
     }
 
 
+def measure_floor(
+    args: argparse.Namespace, url: str, token: str, bodies: list[bytes], answer_bytes: int, folder: Path
+) -> dict[str, Any]:
+    """The load run against bench/floor_app.py: what HTTP alone costs here, now."""
+    port = free_port()
+    process = start_gunicorn(url, port, args.workers, args.threads, folder / "floor.log", floor_bytes=answer_bytes)
+    try:
+        wait_healthy(port, process)
+        drive(port, token, bodies, min(args.clients, 8), 1, args.warmup, 60.0)
+        pids = worker_pids(process.pid)
+        server_cpu = cpu_seconds(pids)
+        floor = drive(port, token, bodies, args.clients, args.client_processes, args.requests, args.duration)
+        floor["server_cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - server_cpu) / max(floor["answered"], 1)
+        floor["answer_bytes"] = answer_bytes
+        return floor
+    finally:
+        stop(process)
+
+
 # --- the run -----------------------------------------------------------------------------------------------------
 
 
@@ -416,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"engine only: decide() on {len(items)} cases, one thread, {args.engine_seconds:.0f} s")
         engine = engine_only(items, args.engine_seconds)
 
+        log(f"server floor: the same gunicorn answering {engine['answer_bytes']} fixed bytes, the same clients")
+        floor = measure_floor(args, url, token, bodies, int(engine["answer_bytes"]), folder)
+
         port = free_port()
         log(f"gunicorn: {args.workers} workers x {args.threads} threads on 127.0.0.1:{port}")
         process = start_gunicorn(url, port, args.workers, args.threads, folder / "gunicorn.log")
@@ -443,6 +474,13 @@ def main(argv: list[str] | None = None) -> int:
     ratio = load["rate"] / engine["rate"] if engine["rate"] else 0.0
     server_ms = load.get("server_cpu_ms_per_decision", 0.0)
     engine_share = engine["cpu_ms_per_decision"] / server_ms if server_ms else 0.0
+    floor_ratio = floor["rate"] / engine["rate"] if engine["rate"] else 0.0
+    app_ms = server_ms - floor["server_cpu_ms_per_request"]
+    # If the application cost nothing but the engine: every core busy with the floor, the clients and decide().
+    per_decision_ms = (
+        floor["server_cpu_ms_per_request"] + floor["client_cpu_ms_per_request"] + engine["cpu_ms_per_decision"]
+    )
+    ceiling = (os.cpu_count() or 1) * 1000 / per_decision_ms if per_decision_ms > 0 else 0.0
     figures = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "config": {
@@ -456,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "http": load,
         "engine_only": engine,
+        "server_floor": floor,
+        "ceiling_engine_only_app": {"rate": ceiling, "ratio": ceiling / engine["rate"] if engine["rate"] else 0.0},
         "ratio_http_to_engine": ratio,
         "engine_share_of_server_cpu": engine_share,
         "audit": {"answered_ok": expected, "records": stored, "every_answer_recorded": stored == expected},
@@ -478,11 +518,24 @@ def main(argv: list[str] | None = None) -> int:
         f"  engine only (one thread):    {engine['rate']:8.1f} decisions/s   p50 {engine['p50_ms']:6.2f} ms   "
         f"p99 {engine['p99_ms']:6.2f} ms"
     )
-    print(f"  HTTP / engine-only:          {ratio:8.2f}")
+    print(
+        f"  server floor (fixed answer): {floor['rate']:8.1f} requests/s    p50 {floor['p50_ms']:6.2f} ms   "
+        f"p99 {floor['p99_ms']:6.2f} ms   (gunicorn alone, {floor['answer_bytes']} bytes out)"
+    )
+    print(f"  HTTP / engine-only:          {ratio:8.2f}   (server floor / engine-only: {floor_ratio:.2f})")
     print(
         f"  CPU per decision: server {server_ms:.2f} ms (gunicorn workers), of which the engine's share "
         f"{engine_share:.0%} ({engine['cpu_ms_per_decision']:.2f} ms); "
         f"clients {load['client_cpu_ms_per_request']:.2f} ms"
+    )
+    print(
+        f"  CPU per request of the server floor: {floor['server_cpu_ms_per_request']:.2f} ms; above it the application"
+        f" (Flask, auth, validation, engine, audit record) costs {app_ms:.2f} ms per decision"
+    )
+    print(
+        f"  ceiling if the application were decide() alone: ~{ceiling:.0f} decisions/s, "
+        f"{figures['ceiling_engine_only_app']['ratio']:.2f} x engine-only (an estimate: floor, clients and engine "
+        "CPU filling every core)"
     )
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"  machine load (1 min) after the run: {load1:.1f} on {os.cpu_count()} cores")

@@ -31,6 +31,11 @@ def test_the_api_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None
     assert http["ok"] == http["answered"] > 0 and http["rate"] > 0
     assert 0 < http["p50_ms"] <= http["p99_ms"]
     assert engine["rate"] > 0 and figures["ratio_http_to_engine"] > 0
+    floor = figures["server_floor"]
+    assert floor["ok"] == floor["answered"] > 0 and floor["server_cpu_ms_per_request"] > 0
+    assert floor["answer_bytes"] > 1000  # as large as a decision with its trace
+    assert figures["ceiling_engine_only_app"]["rate"] > 0
+    assert "server floor" in run.stdout
     assert figures["audit"]["every_answer_recorded"]
     assert set(figures["targets"]) == {"p99_ms", "ratio"}
 
