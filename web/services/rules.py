@@ -10,7 +10,8 @@ attempts (a self-approval, say) are in the log too.
 - approve: someone holding the approver role who did not write the text; the approval is bound to its digest.
 - publish: an approved, unchanged version becomes active; active versions it covers entirely are retired; the
   tests of every active policy that uses it must pass first. Bumps the generation: the atomic switch.
-- rollback: re-activates an earlier version; one person asks, a second (an approver) confirms.
+- rollback: re-activates an earlier version; one person asks, a second (an approver) confirms within
+  ROLLBACK_REQUEST_VALID; an older request has lapsed, and the call that finds it asks anew.
 - retire: takes a version out of the active set, refused while a policy still needs it.
 """
 
@@ -105,6 +106,19 @@ class VersionInfo:
         return out
 
 
+# A rollback confirmed weeks after it was asked for would act on a request its author may no longer stand behind,
+# made against rules that have moved on since: past this age the request lapses and must be asked for again.
+ROLLBACK_REQUEST_VALID = dt.timedelta(days=7)
+
+
+def _pending_rollback(row: RuleVersion, at: dt.datetime) -> str | None:
+    """Who asked for a rollback of this version, while the request still stands."""
+    asked_at = row.rollback_requested_at
+    if row.rollback_requested_by is None or asked_at is None or at - asked_at > ROLLBACK_REQUEST_VALID:
+        return None
+    return str(row.rollback_requested_by)
+
+
 def _info(row: RuleVersion) -> VersionInfo:
     return VersionInfo(
         ref=row.ref,
@@ -126,7 +140,7 @@ def _info(row: RuleVersion) -> VersionInfo:
         published_by=row.published_by,
         published_at=row.published_at,
         retired_at=row.retired_at,
-        rollback_requested_by=row.rollback_requested_by,
+        rollback_requested_by=_pending_rollback(row, now()),
         problems=tuple(row.problem_list),
         text=row.text,
     )
@@ -532,8 +546,22 @@ def rollback(ref: str, actor: str) -> VersionInfo:
                 raise Refused("never-published", f"{ref} was never active: only an earlier active version comes back")
             if digest_of(row.text) != row.digest or row.approved_digest != row.digest:
                 raise Refused("digest-mismatch", f"the stored text of {ref} no longer matches its approved digest")
+            stamp = now()
+            if row.rollback_requested_by is not None and _pending_rollback(row, stamp) is None:
+                asked_at = row.rollback_requested_at
+                record(
+                    actor,
+                    "rollback-request-lapsed",
+                    ref,
+                    {
+                        "requested_by": row.rollback_requested_by,
+                        "requested_at": asked_at.isoformat() if asked_at else None,
+                        "valid_days": ROLLBACK_REQUEST_VALID.days,
+                    },
+                )
+                row.rollback_requested_by = row.rollback_requested_at = None
             if row.rollback_requested_by is None:
-                row.rollback_requested_by, row.rollback_requested_at = actor, now()
+                row.rollback_requested_by, row.rollback_requested_at = actor, stamp
                 record(actor, "rollback-requested", ref, {"digest": row.digest})
                 return _info(row)
             if row.rollback_requested_by == actor:
@@ -557,7 +585,6 @@ def rollback(ref: str, actor: str) -> VersionInfo:
                     "invalid",
                     details=failures,
                 )
-            stamp = now()
             requested_by = row.rollback_requested_by
             row.status, row.retired_by, row.retired_at = "active", None, None
             row.rollback_requested_by = row.rollback_requested_at = None

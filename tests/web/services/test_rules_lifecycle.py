@@ -224,6 +224,36 @@ def test_rollback_takes_two_people(baseline: list) -> None:
     assert never.value.code == "never-published"
 
 
+def test_a_rollback_request_lapses_after_a_week(baseline: list) -> None:
+    rules.publish(approved(BENIGN), "bob")
+    rules.rollback("limits-pricing@1", "alice")
+
+    def age_request(days: float) -> None:
+        with orm.db_session:
+            row = RuleVersion.get(name="limits-pricing", number=1)
+            row.rollback_requested_at = rules.now() - dt.timedelta(days=days)
+
+    age_request(6.9)  # still standing: shown as pending, and bob could confirm it
+    assert rules.show("limits-pricing@1").rollback_requested_by == "alice"
+
+    age_request(7.1)
+    assert rules.show("limits-pricing@1").rollback_requested_by is None  # the console offers to ask anew
+    renewed = rules.rollback("limits-pricing@1", "bob")  # bob's call does not confirm alice's lapsed request
+    assert (renewed.status, renewed.rollback_requested_by) == ("retired", "bob")
+    assert generation() == 2
+    assert events("limits-pricing@1")[-2:] == [("bob", "rollback-request-lapsed"), ("bob", "rollback-requested")]
+    with orm.db_session:
+        lapsed = orm.select(
+            e for e in GovernanceEvent if e.subject == "limits-pricing@1" and e.action == "rollback-request-lapsed"
+        ).first()
+        assert json.loads(lapsed.detail)["requested_by"] == "alice"
+
+    done = rules.rollback("limits-pricing@1", "carol")
+    assert done.status == "active" and done.rollback_requested_by is None and generation() == 3
+    with orm.db_session:
+        assert verify_chain() == []
+
+
 def test_retire_is_refused_while_a_policy_needs_the_version(baseline: list) -> None:
     with pytest.raises(Refused) as caught:
         rules.retire("credo-facts@1", "bob")
