@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -131,18 +132,26 @@ def test_malformed_ids_are_404(api: Api) -> None:
         error_of(response)
 
 
-def test_an_unexpected_failure_is_a_500_without_a_traceback(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_failure_is_a_500_without_a_traceback(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import web.api.rules
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail /etc/passwd")
 
     monkeypatch.setattr(web.api.rules.rules, "list_versions", broken)
-    response = api.get("/rulesets/project-finance/versions", "read")
+    with caplog.at_level(logging.ERROR, logger="credo.api"):
+        response = api.get("/rulesets/project-finance/versions", "read")
     assert response.status_code == 500
     error = error_of(response)
     assert error["code"] == "internal-error" and "incident" in error["message"]
     assert "secret" not in response.text and "RuntimeError" not in response.text
+    # The log names the incident, the type and the place, and nothing of the exception's text or its traceback.
+    incident = error["message"].rsplit("incident ", 1)[1].rstrip(")")
+    [entry] = [r for r in caplog.records if incident in r.getMessage()]
+    assert entry.exc_info is None and "Traceback" not in caplog.text and "secret" not in caplog.text
+    assert "RuntimeError at tests/api/test_http_errors.py:" in entry.getMessage()
 
 
 def test_an_evaluation_failure_follows_on_error_and_is_recorded(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -214,6 +214,39 @@ def test_a_run_whose_worker_died_is_queued_again_and_finishes(console: Console, 
     assert simulations.count_cases(run_id, simulations.CaseFilter()) == 20
 
 
+def test_a_run_that_fails_unexpectedly_shows_an_incident_not_the_data(
+    console: Console, tmp_path: object, monkeypatch: object, caplog: object
+) -> None:
+    import logging
+    from pathlib import Path
+
+    import pytest
+
+    from engine.library import REPO
+    from web.services import simulations
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch) and isinstance(caplog, pytest.LogCaptureFixture)
+    book = Path(str(tmp_path)) / "leaky.csv"
+    book.write_text("\n".join((REPO / "examples" / "portfolio.csv").read_text().splitlines()[:6]) + "\n")
+    run_id = simulations.enqueue("approver1", policy="corporate-term-loan", as_of=simulations.dt.date(2026, 6, 30),
+                                 candidate=["limits-pricing@1"], portfolio=book, portfolio_name="leaky")
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ValueError("could not read revenue of borrower ACME Holdings")
+
+    monkeypatch.setattr(simulations, "_input_rows", broken)
+    with caplog.at_level(logging.DEBUG, logger="credo"):
+        assert simulations.work(idle_exit=0, once=True) >= 1
+    run = simulations.get_run(run_id)
+    assert run.status == "failed" and run.error is not None
+    assert "ACME" not in run.error and "ValueError, incident " in run.error
+    incident = run.error.rsplit("incident ", 1)[1].rstrip(")")
+    assert any(incident in r.getMessage() and r.exc_info is None for r in caplog.records)
+    assert "ACME" not in caplog.text and "Traceback" not in caplog.text
+    page = console.client("approver1").get(f"/console/simulations/{run_id}").get_data(as_text=True)
+    assert incident in page and "ACME" not in page
+
+
 def test_every_report_table_drills_down_to_its_cases(console: Console) -> None:
     import re
     from html import unescape

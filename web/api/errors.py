@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from audit.errors import AuditUnavailable
 from engine.errors import CredoError, Problem
+from web import incidents
 from web.services.errors import Refused
 
 log = logging.getLogger("credo.api")
@@ -168,16 +168,14 @@ def to_api_error(exc: BaseException) -> ApiError:
         return ApiError(status, code, message, problems, headers=headers)
     if _is_database_error(exc):
         # The driver's text can hold SQL and connection details: name the failure only.
-        incident = secrets.token_hex(6)
-        log.error("database error %s (incident %s)", type(exc).__name__, incident, exc_info=exc)
+        incident = incidents.report(log, "database error", exc)
         return ApiError(
             503,
             "database-unavailable",
             f"the database did not answer (incident {incident})",
             headers={"Retry-After": "1"},
         )
-    incident = secrets.token_hex(6)
-    log.error("unexpected %s (incident %s)", type(exc).__name__, incident, exc_info=exc)
+    incident = incidents.report(log, "unexpected error", exc)
     return ApiError(500, "internal-error", f"an internal error occurred (incident {incident})")
 
 

@@ -41,6 +41,7 @@ from audit import store
 from audit.db import REPO, write_session
 from audit.governance import now, record
 from engine.errors import CredoError
+from web import incidents
 from web.models import RuleVersion
 from web.services.active import ACTIVE
 from web.services.errors import Refused
@@ -777,17 +778,18 @@ def work(*, idle_exit: float | None = WORKER_IDLE_EXIT, once: bool = False, poll
             except LostClaim:
                 log.warning("simulation %d was taken over by another worker", run_id)
             except Exception as exc:  # one bad run must not stop the worker; its row says what happened
-                log.exception("simulation %d failed", run_id)
+                # The exception's text can quote a portfolio's values: the page shows the incident id only.
+                incident = incidents.report(log, f"simulation {run_id} failed", exc)
                 _update(run_id, worker, status="failed", finished_at=now(), note="failed",
-                        error=f"{type(exc).__name__}: {exc}"[:4000])
+                        error=f"the run failed unexpectedly ({type(exc).__name__}, incident {incident})")
             done += 1
             idle_since = time.monotonic()
             last_beat = -1e9
     finally:
         try:
             _leave(worker)
-        except Exception:  # leaving is a courtesy; a dead row ages out anyway
-            log.debug("could not remove the worker row", exc_info=True)
+        except Exception as exc:  # leaving is a courtesy; a dead row ages out anyway
+            log.debug("could not remove the worker row (%s)", type(exc).__name__)
 
 
 def live_workers(within: float = STALE_SECONDS) -> int:
