@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -96,7 +97,8 @@ class CaseValidator:
                 kind = check[0]
                 vtype = type(value)
                 if kind == _NUMBER:
-                    if vtype is float or vtype is int:
+                    # An int beyond a double's range (JSON allows 400 digits) takes the general path, which says so.
+                    if vtype is float or (vtype is int and -_INT_FLOAT_MAX <= value <= _INT_FLOAT_MAX):
                         number = float(value)
                         _, low, high, whole = check
                         # In range, whole if it must be, finite (inf - inf is nan).
@@ -140,6 +142,7 @@ class CaseValidator:
 
 # The fast checks: (kind, ...) tuples read inline by CaseValidator._fields.
 _NUMBER, _ENUM, _BOOLEAN, _TEXT = 1, 2, 3, 4
+_INT_FLOAT_MAX = int(sys.float_info.max)
 
 
 def _fast_check(decl: FieldDecl) -> tuple[Any, ...] | None:
@@ -159,7 +162,12 @@ def _fast_check(decl: FieldDecl) -> tuple[Any, ...] | None:
 
 
 def _number(value: object) -> object:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a double
+        return math.copysign(math.inf, value)
 
 
 def convert(decl: FieldDecl, value: object) -> object:
@@ -168,7 +176,10 @@ def convert(decl: FieldDecl, value: object) -> object:
     if kind in ("number", "integer"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return Problem("wrong-type", f"{decl.dotted} must be a number, found {_shown(value)}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a double
+            number = math.inf
         if not math.isfinite(number):
             return Problem("wrong-type", f"{decl.dotted} must be a finite number")
         if kind == "integer" and not number.is_integer():

@@ -56,6 +56,18 @@ def test_an_invalid_case_lists_every_problem_by_json_path(api: Api) -> None:
     assert {"$.case.financials.ebitda", "$.case.credit.max_dpd_12m", "$.case.borrower.colour"} <= paths
 
 
+def test_an_integer_too_large_for_a_double_is_a_422_on_decisions_and_monitoring(api: Api) -> None:
+    body = decision_request()
+    body["case"]["application"]["amount"] = 10**400  # valid JSON; float() of it overflows
+    for path, payload, scope in (
+        ("/decisions", body, "decide"),
+        ("/monitoring/evaluate", {"case": body["case"], "as_of": body["as_of"]}, "monitor"),
+    ):
+        response = api.post(path, scope, json=payload)
+        assert response.status_code == 422, (path, response.text)
+        assert "$.case.application.amount" in {p["path"] for p in error_of(response)["problems"]}
+
+
 def test_the_envelope_is_validated_strictly_with_paths(api: Api) -> None:
     response = api.post(
         "/decisions", "decide", json={"policy": "Project Finance!", "case": [], "as_of": "30/06/2026", "asof": 1}

@@ -226,6 +226,17 @@ def test_invalid_case_lists_every_problem_by_path() -> None:
     }
 
 
+@pytest.mark.parametrize("amount", [10**400, -(10**400), 10**309])
+def test_an_integer_beyond_a_doubles_range_is_a_problem_not_a_crash(amount: int) -> None:
+    # JSON allows integers of hundreds of digits; float() of one raises OverflowError.
+    with pytest.raises(CredoError) as info:
+        decide(policy_unit(), case(application__amount=amount), AS_OF)
+    [problem] = info.value.problems
+    assert (problem.path, problem.code) == ("$.application.amount", "wrong-type")
+    assert "finite number" in problem.message
+    assert decide(policy_unit(), case(application__amount=10**20), AS_OF)["outcome"]  # large but fine
+
+
 def test_a_case_may_not_supply_a_derived_field() -> None:
     bad = case(financials__dscr=9)
     with pytest.raises(CredoError) as info:
