@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from engine.library import REPO
-from tests.api.conftest import Api, decision_request
+from tests.api.conftest import Api, decision_request, read_case
 
 
 def decide(api: Api, name: str, key: str = "decide", **extra: Any) -> dict[str, Any]:
@@ -73,13 +73,14 @@ def test_an_underwriter_decides_a_referred_case(api: Api) -> None:
     assert set(status) == {"application_id", "status", "outcome", "updated_at"}  # nothing internal
 
     assert review(api, referred["decision_id"], "decide", outcome="approve").status_code == 403  # not an underwriter
-    done = review(api, referred["decision_id"], "underwriter1", outcome="approve", conditions=["Sponsor guarantee"])
+    conditions = [*referred["conditions"], "Sponsor guarantee"]  # the rules' conditions, and one more
+    done = review(api, referred["decision_id"], "underwriter1", outcome="approve", conditions=conditions)
     assert done.status_code == 200, done.text
     answer = done.json()
     assert answer["status"] == "effective" and not answer["needs_confirmation"]
     assert (answer["outcome_from"], answer["outcome_to"]) == ("refer", "approve")
     assert answer["limit_to"] == referred["limit"] and answer["by"] == "underwriter1"
-    assert answer["conditions"] == ["Sponsor guarantee"]
+    assert answer["conditions"] == conditions
     status = api.get(f"/applications/{application}/status", "read").json()
     assert (status["status"], status["outcome"]) == ("decided", "approve")
     # The override is a record of the same chain, linked to the automated decision.
@@ -137,6 +138,66 @@ def test_raising_the_limit_needs_a_second_underwriter_lowering_does_not(api: Api
     )
 
 
+def test_a_lower_rate_or_a_dropped_condition_needs_a_second_underwriter(api: Api) -> None:
+    cheaper = decide(api, "refer-thin-coverage.json")
+    answer = review(api, cheaper["decision_id"], "underwriter1", outcome="approve", rate=0)
+    assert answer.status_code == 202 and answer.json()["needs_confirmation"]
+    looser = decide(api, "refer-thin-coverage.json")
+    assert looser["conditions"]
+    answer = review(api, looser["decision_id"], "underwriter1", outcome="approve", conditions=looser["conditions"][1:])
+    assert answer.status_code == 202 and answer.json()["status"] == "awaiting-confirmation"
+    tiny_raise = decide(api, "refer-thin-coverage.json")  # any raise is a raise: no tolerance to slip through
+    answer = review(api, tiny_raise["decision_id"], "underwriter1", outcome="approve", limit=tiny_raise["limit"] + 1e-6)
+    assert answer.status_code == 202
+    dearer = decide(api, "refer-thin-coverage.json")  # stricter than the rules: one underwriter suffices
+    answer = review(api, dearer["decision_id"], "underwriter1", outcome="approve", rate=dearer["rate"] + 0.01)
+    assert answer.status_code == 200 and answer.json()["status"] == "effective"
+
+
+def test_approving_a_decline_needs_a_rate_as_well_as_a_limit(api: Api) -> None:
+    declined = decide(api, "decline-arrears.json")
+    answer = review(api, declined["decision_id"], "underwriter1", outcome="approve", limit=1_000_000)
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "rate-required"
+    assert answer.json()["error"]["problems"][0]["path"] == "$.rate"
+
+
+def test_the_underwriter_who_asked_can_revise_a_pending_override(api: Api) -> None:
+    declined = decide(api, "decline-arrears.json")
+    asked = review(api, declined["decision_id"], "underwriter1", outcome="approve", limit=5_000_000, rate=0.0)
+    assert asked.status_code == 202
+    revised = review(api, declined["decision_id"], "underwriter1", outcome="approve", limit=5_000_000, rate=0.07)
+    assert revised.status_code == 202 and revised.json()["rate_to"] == 0.07
+    stale = review(api, declined["decision_id"], "underwriter2", outcome="approve", limit=5_000_000, rate=0.0)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "different-override-pending"
+    confirmed = review(api, declined["decision_id"], "underwriter2", outcome="approve", limit=5_000_000, rate=0.07)
+    assert confirmed.status_code == 200 and confirmed.json()["confirmed_by"] == "underwriter2"
+    # A revision needing no second pair of eyes (here: keep the decline) takes effect at once.
+    other = decide(api, "decline-arrears.json")
+    assert review(api, other["decision_id"], "underwriter1", outcome="approve", limit=1.0, rate=0.1).status_code == 202
+    kept = review(api, other["decision_id"], "underwriter1", outcome="decline")
+    assert kept.status_code == 200 and kept.json()["status"] == "effective" and kept.json()["confirmed_by"] is None
+
+
+def test_only_the_newest_decision_of_an_application_can_be_reviewed(api: Api) -> None:
+    application = f"APP-{uuid.uuid4().hex[:8]}"
+    referred = decide(api, "refer-thin-coverage.json", application_id=application)
+    declined = decide(api, "decline-arrears.json", application_id=application)
+    # Approving the older referral would overturn the newer decline with one underwriter.
+    older = review(api, referred["decision_id"], "underwriter1", outcome="approve")
+    assert older.status_code == 409 and older.json()["error"]["code"] == "superseded"
+    assert declined["decision_id"] in older.json()["error"]["message"]
+    status = api.get(f"/applications/{application}/status", "read").json()
+    assert (status["status"], status["outcome"]) == ("decided", "decline")
+    # A pending request on a decision that a newer one then supersedes cannot be confirmed either.
+    other = f"APP-{uuid.uuid4().hex[:8]}"
+    first = decide(api, "decline-arrears.json", application_id=other)
+    terms = {"outcome": "approve", "limit": 1_000_000, "rate": 0.08}
+    assert review(api, first["decision_id"], "underwriter1", **terms).status_code == 202
+    decide(api, "refer-thin-coverage.json", application_id=other)
+    late = review(api, first["decision_id"], "underwriter2", **terms)
+    assert late.status_code == 409 and late.json()["error"]["code"] == "superseded"
+
+
 def test_application_status_of_an_unknown_application_is_404(api: Api) -> None:
     response = api.get("/applications/NEVER-SEEN/status", "read")
     assert response.status_code == 404 and response.json()["error"]["code"] == "unknown-application"
@@ -176,7 +237,9 @@ def test_a_stored_application_follows_its_review(api: Api) -> None:
         stored = orm.select(a for a in Application if a.status == "requested").order_by(Application.id).first()
         assert stored is not None
         number = stored.id
-    referred = decide(api, "refer-thin-coverage.json", application_id=str(number))
+        stored_terms = {"amount": stored.amount, "tenor_months": stored.tenor_months, "product": stored.product}
+    referred = decide(api, "refer-thin-coverage.json", application_id=str(number), case=case_for(stored_terms))
+    assert referred["outcome"] == "refer"
     assert api.get(f"/applications/{number}/status", "read").json()["status"] == "in-review"
     done = review(api, referred["decision_id"], "underwriter1", outcome="decline")
     assert done.status_code == 200 and done.json()["application_status"]["outcome"] == "decline"
@@ -184,3 +247,30 @@ def test_a_stored_application_follows_its_review(api: Api) -> None:
         assert Application[number].status == "declined"
     status = api.get(f"/applications/{number}/status", "read").json()
     assert (status["status"], status["outcome"]) == ("decided", "decline")
+
+
+def case_for(application: dict[str, Any], name: str = "refer-thin-coverage.json") -> dict[str, Any]:
+    """An example case asking for these application terms."""
+    case = read_case(name)
+    case["application"].update(application)
+    return case
+
+
+def test_a_review_leaves_another_borrowers_stored_application_alone(api: Api) -> None:
+    from pony import orm
+
+    from web.models import Application
+
+    with orm.db_session:
+        stored = orm.select(a for a in Application if a.status == "requested").order_by(Application.id).first()
+        assert stored is not None
+        number, amount = stored.id, stored.amount
+    # The calling system sends the store's id of some other borrower's application: the case asks for other terms.
+    case = case_for({"amount": amount + 1_000_000})
+    referred = decide(api, "refer-thin-coverage.json", application_id=str(number), case=case)
+    done = review(api, referred["decision_id"], "underwriter1", outcome="decline")
+    assert done.status_code == 200 and done.json()["application_status"]["outcome"] == "decline"
+    with orm.db_session:
+        assert Application[number].status == "requested"  # untouched
+    # "0008" is not the store's way of writing 8: it names no stored application.
+    assert api.get(f"/applications/0{number}/status", "read").status_code == 404

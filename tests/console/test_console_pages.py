@@ -93,15 +93,22 @@ def test_an_underwriter_decides_a_referred_case(console: Console) -> None:
     assert "Automated decision" in page and "R-PF-DSCR-THIN" in page
     queue = underwriter.get("/console/reviews").get_data(as_text=True)
     assert decision in queue
+    # The form starts from the rules' conditions; the underwriter adds one (dropping one would need four eyes).
+    import re
+    from html import unescape
+
+    prefilled = unescape(re.search(r'<textarea name="conditions"[^>]*>(.*?)</textarea>', page, re.S).group(1))
+    assert prefilled.strip(), "the rules' conditions are in the form"
     answer = underwriter.post(
         f"/console/reviews/{decision}/decide",
         data={"csrf_token": token(underwriter), "outcome": "approve", "reason": "strong sponsor support",
-              "limit": "150000000", "rate": "5.5", "conditions": "Quarterly reporting\nSponsor guarantee"},
+              "limit": "150000000", "rate": "5.5", "conditions": prefilled + "\nSponsor guarantee"},
     )
     html = answer.get_data(as_text=True)
     assert answer.status_code == 200, html[:3000]
     assert "The override is effective" in html
     assert "strong sponsor support" in html  # the override history
+    assert "5.50%" in html  # "5.5" is a percentage
     assert decision not in underwriter.get("/console/reviews").get_data(as_text=True)
     again = underwriter.post(f"/console/reviews/{decision}/decide",
                              data={"csrf_token": token(underwriter), "outcome": "decline", "reason": "second try"})

@@ -5,11 +5,18 @@ A review turns an automated decision (usually a referral) into the underwriter's
 - the reviewer holds the underwriter role (checked on the key's user; 403 otherwise);
 - an override record is only ever made of an automated decision, once: a second review of the same decision is
   a 409, and so is a review of an override record;
-- four eyes: overriding a decline, or raising the limit above the automated one, needs a second underwriter.
-  The first review is recorded as requested (governance log `override-requested`, 202); a *different*
-  underwriter sending the same outcome and terms confirms it, and only then is the override appended to the
-  decision chain. Terms that differ from the pending request are a 409 naming them;
-- a decline carries no limit or rate; approving a case that had no automated limit needs one.
+- only an application's newest decision can be reviewed: once a newer one is recorded for the same
+  application_id, reviewing (or confirming a review of) an older one is a 409 naming the newer;
+- four eyes: any term more favourable to the borrower than the rules gave (approving a decline, a higher limit,
+  a lower rate, dropping a condition the rules set) needs a second underwriter. The first review is recorded as
+  requested (governance log `override-requested`, 202); a *different* underwriter sending the same outcome and
+  terms confirms it, and only then is the override appended to the decision chain. Terms that differ from the
+  pending request are a 409 naming them; the underwriter who asked may revise the request instead (logged as
+  `override-revised`), and a revision that needs no second pair of eyes takes effect at once;
+- a decline carries no limit or rate; approving a case that had no automated limit or rate needs one;
+- a stored application (application_id given as the customer store's id, digits without leading zeros) follows
+  an effective review only when the decided case asked for that application's amount, tenor and product: an id
+  mistyped by a calling system must not change another borrower's application.
 
 Everything runs in the endpoint's one write transaction (BEGIN IMMEDIATE on SQLite; on PostgreSQL the review row
 is locked): the override record, the review state and the stored idempotent answer commit together.
@@ -18,7 +25,6 @@ is locked): the override record, the review state and the stored idempotent answ
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,12 +69,44 @@ def _number(value: Any) -> Any:
     return value
 
 
-def _raises_limit(new: float | None, automated: float | None) -> bool:
-    if new is None:
-        return False
-    if automated is None:
-        return True
-    return new > automated and not math.isclose(new, automated, rel_tol=1e-12, abs_tol=1e-9)
+def _rate(value: Any) -> float | None:
+    # Rates are compared and stored to 1e-10: 0.0515 typed in is the rules' 0.051500000000000004.
+    return None if value is None else round(float(value), 10)
+
+
+def _more_favourable(terms: Mapping[str, Any], automated: Mapping[str, Any]) -> list[str]:
+    """What in `terms` favours the borrower over the automated decision: each needs a second underwriter.
+
+    Compared exactly: the automated values are the recorded doubles, and any raise, however small, is a raise.
+    """
+    if terms["outcome"] == "decline":
+        return []
+    favoured = []
+    if automated["outcome"] == "decline":
+        favoured.append("outcome")
+    limit, rate = terms["limit"], terms["rate"]
+    if limit is not None and (automated["limit"] is None or limit > automated["limit"]):
+        favoured.append("limit")
+    if rate is not None and automated["rate"] is not None and rate < automated["rate"]:
+        favoured.append("rate")
+    if set(automated["conditions"]) - set(terms["conditions"]):
+        favoured.append("conditions")
+    return favoured
+
+
+def _newest_of_application(original: Mapping[str, Any]) -> None:
+    """409 unless the decision is its application's newest record: an older one no longer speaks for it."""
+    application_id = original.get("application_id")
+    if not application_id:
+        return
+    latest = overrides.latest_for_application(str(application_id))
+    if latest is not None and latest["decision_id"] != original["decision_id"]:
+        raise ApiError(
+            409,
+            "superseded",
+            f"decision {original['decision_id']} is no longer the newest of application {application_id}: "
+            f"review {latest['decision_id']} instead",
+        )
 
 
 def _terms(body: ReviewRequest, automated: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,7 +129,14 @@ def _terms(body: ReviewRequest, automated: Mapping[str, Any]) -> dict[str, Any]:
             "the automated decision had no limit: an approval must give one",
             [{"path": "$.limit", "code": "required", "message": "give the approved limit"}],
         )
-    rate = body.rate if body.rate is not None else automated.get("rate")
+    rate = _rate(body.rate if body.rate is not None else automated.get("rate"))
+    if rate is None:
+        raise ApiError(
+            422,
+            "rate-required",
+            "the automated decision had no rate: an approval must give one",
+            [{"path": "$.rate", "code": "required", "message": "give the approved rate"}],
+        )
     conditions = body.conditions if body.conditions is not None else list(automated.get("conditions") or [])
     return {"outcome": "approve", "limit": _number(limit), "rate": _number(rate), "conditions": list(conditions)}
 
@@ -113,13 +158,11 @@ def review(decision_id: str, body: ReviewRequest, actor: str) -> dict[str, Any]:
     automated = {
         "outcome": original["outcome"],
         "limit": decision.get("limit"),
-        "rate": decision.get("rate"),
+        "rate": _rate(decision.get("rate")),
         "conditions": list(decision.get("conditions") or []),
     }
     terms = _terms(body, automated)
-    needs_two = (automated["outcome"] == "decline" and terms["outcome"] != "decline") or _raises_limit(
-        terms["limit"], automated["limit"]
-    )
+    needs_two = bool(_more_favourable(terms, automated))
     state = _review_row(decision_id)
     stamp = now()
     proposal = {**terms, "reason": body.reason}
@@ -127,33 +170,46 @@ def review(decision_id: str, body: ReviewRequest, actor: str) -> dict[str, Any]:
         raise ApiError(
             409, "already-reviewed", f"decision {decision_id} was already reviewed (override {state['override_id']})"
         )
-    if state is None and needs_two:
-        db.execute(
-            "INSERT INTO decision_review (decision_id, status, proposal, proposed_by, proposed_at, updated_at)"
-            " VALUES ($decision_id, 'awaiting-confirmation', $proposal, $actor, $stamp, $stamp)",
-            {"decision_id": decision_id, "proposal": canonical(proposal), "actor": actor, "stamp": stamp},
-        )
-        governance_record(actor, "override-requested", f"decision:{decision_id}", {"from": automated, "to": terms})
-        return _answer(decision_id, "awaiting-confirmation", automated, terms, body.reason, actor, None, None, True)
-    by, confirmed_by, reason = actor, None, body.reason
-    if state is not None:  # awaiting confirmation
+    _newest_of_application(original)
+    subject = f"decision:{decision_id}"
+    by, confirmed_by, reason, kept = actor, None, body.reason, proposal
+    if state is not None and actor == state["proposed_by"]:  # the underwriter who asked revises the request
         pending = state["proposal"]
-        if actor == state["proposed_by"]:
+        if all(pending.get(k) == terms.get(k) for k in ("outcome", "limit", "rate", "conditions")):
             raise ApiError(
                 409,
                 "needs-second-underwriter",
                 f"{actor} requested this override; a different underwriter must confirm it",
             )
+        old_terms = {k: pending.get(k) for k in ("outcome", "limit", "rate", "conditions")}
+        governance_record(actor, "override-revised", subject, {"from": old_terms, "to": terms})
+        if needs_two:
+            db.execute(
+                "UPDATE decision_review SET proposal = $proposal, proposed_at = $stamp, updated_at = $stamp"
+                " WHERE decision_id = $decision_id",
+                {"decision_id": decision_id, "proposal": canonical(proposal), "stamp": stamp},
+            )
+            return _answer(decision_id, "awaiting-confirmation", automated, terms, body.reason, actor, None, None, True)
+    elif state is not None:  # a second underwriter confirms the pending request, with the same terms
+        pending = state["proposal"]
         different = [k for k in ("outcome", "limit", "rate", "conditions") if pending.get(k) != terms.get(k)]
         if different:
             raise ApiError(
                 409,
                 "different-override-pending",
                 f"an override with other terms awaits confirmation: {', '.join(different)} differ; "
-                "send the same outcome and terms to confirm it",
+                "send the same outcome and terms to confirm it, or let its author revise it",
                 [{"path": f"$.{k}", "code": "differs", "message": f"pending: {pending.get(k)!r}"} for k in different],
             )
-        by, confirmed_by, reason = state["proposed_by"], actor, pending["reason"]
+        by, confirmed_by, reason, kept = state["proposed_by"], actor, pending["reason"], pending
+    elif needs_two:
+        db.execute(
+            "INSERT INTO decision_review (decision_id, status, proposal, proposed_by, proposed_at, updated_at)"
+            " VALUES ($decision_id, 'awaiting-confirmation', $proposal, $actor, $stamp, $stamp)",
+            {"decision_id": decision_id, "proposal": canonical(proposal), "actor": actor, "stamp": stamp},
+        )
+        governance_record(actor, "override-requested", subject, {"from": automated, "to": terms})
+        return _answer(decision_id, "awaiting-confirmation", automated, terms, body.reason, actor, None, None, True)
     appended = overrides.append_override(
         overrides.draft_override(
             original, decision, to=terms, reason=reason, by=by, confirmed_by=confirmed_by, actor=actor
@@ -161,7 +217,7 @@ def review(decision_id: str, body: ReviewRequest, actor: str) -> dict[str, Any]:
     )
     params = {
         "decision_id": decision_id,
-        "proposal": canonical(proposal if state is None else state["proposal"]),
+        "proposal": canonical(kept),
         "by": by,
         "confirmed_by": confirmed_by,
         "override_id": appended.decision_id,
@@ -176,32 +232,48 @@ def review(decision_id: str, body: ReviewRequest, actor: str) -> dict[str, Any]:
         )
     else:
         db.execute(
-            "UPDATE decision_review SET status = 'effective', confirmed_by = $confirmed_by,"
-            " override_id = $override_id, updated_at = $stamp WHERE decision_id = $decision_id",
+            "UPDATE decision_review SET status = 'effective', proposal = $proposal, proposed_by = $by,"
+            " confirmed_by = $confirmed_by, override_id = $override_id, updated_at = $stamp"
+            " WHERE decision_id = $decision_id",
             params,
         )
-    status = _follow(original.get("application_id"), terms["outcome"])
+    status = _follow(original, terms["outcome"])
     return _answer(
         decision_id, "effective", automated, terms, reason, by, confirmed_by, appended.decision_id, needs_two, status
     )
 
 
 def stored_id(application_id: str) -> int | None:
-    """The customer store's application id an application_id names, if it can name one (digits, 32 bits)."""
+    """The customer store's application id an application_id names, if it can name one.
+
+    Only the id as the store writes it (digits, no leading zero, 32 bits): "0008" is some other system's id.
+    """
     if application_id.isascii() and application_id.isdigit() and len(application_id) <= 10:
         number = int(application_id)
-        return number if 0 < number <= MAX_ID else None
+        return number if 0 < number <= MAX_ID and str(number) == application_id else None
     return None
 
 
-def _follow(application_id: str | None, outcome: str) -> dict[str, Any] | None:
-    """The application's status follows an effective review: the stored application too, when there is one."""
+def _asked_for(stored: Application, case_application: Mapping[str, Any]) -> bool:
+    """Whether the decided case asked for this stored application: the same amount, tenor and product."""
+    return (
+        case_application.get("amount") == stored.amount
+        and case_application.get("tenor_months") == stored.tenor_months
+        and case_application.get("product") == stored.product
+    )
+
+
+def _follow(original: Mapping[str, Any], outcome: str) -> dict[str, Any] | None:
+    """The application's status follows an effective review; so does the stored application the case was for."""
+    application_id = original.get("application_id")
     if not application_id:
         return None
-    number = stored_id(application_id)
+    number = stored_id(str(application_id))
     if number is not None:
         stored = Application.get_for_update(id=number)
-        if stored is not None and stored.status in ("requested", "approved", "declined"):
+        case_application = json.loads(str(original["input"])).get("application") or {}
+        followed = stored is not None and stored.status in ("requested", "approved", "declined")
+        if followed and _asked_for(stored, case_application):
             stored.status = APPLICATION_STATUS[outcome]
     return {"application_id": application_id, "status": "decided", "outcome": outcome, "updated_at": utc(now())}
 

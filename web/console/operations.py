@@ -102,7 +102,8 @@ def review_page(decision_id: str) -> tuple[str, int] | BaseResponse:
             try:
                 body = ReviewRequest(
                     outcome=form["outcome"], reason=form["reason"].strip(), limit=limit,
-                    rate=None if rate is None else rate / 100.0 if rate > 1 else rate, conditions=conditions,
+                    # Always a percentage: "1" read as a fraction would have been a rate of 100%.
+                    rate=None if rate is None else rate / 100.0, conditions=conditions,
                 )
             except ValidationError as error:
                 problems += [f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}" for e in error.errors()]
