@@ -259,6 +259,9 @@ def numpy_policy(c: Callable[[str], np.ndarray]) -> dict[str, Any]:
     long_tenor = tenor > 120
     fired["PRC-LONG-TENOR"] = long_tenor
     bps = bps + np.where(long_tenor, 25.0, 0.0)
+    no_room = (cap <= 0) & (tier <= 3)  # LIM-NO-ROOM: nothing to lend is a referral (a decline stays)
+    fired["LIM-NO-ROOM"] = no_room
+    outcome = np.where(no_room, np.maximum(outcome, 1), outcome).astype(np.int8)
     declined = outcome == 2
     limit = np.where(declined, np.nan, np.fmin(amount, cap))
     rate = np.where(declined, np.nan, 0.035 + bps / 10000.0)

@@ -80,3 +80,40 @@ def test_embedded_tests_report_failures_skips_and_coverage() -> None:
     failed = next(r for r in report.results if r.status == "failed")
     assert failed.messages == ["tier: expected 'C', got 'D'", "limit_cap: expected 5, got None"]
     assert [key for _, key, _ in report.uncovered] == ["NEVER"]
+
+
+def _baseline_case(**changes: object) -> dict[str, object]:
+    import json
+
+    from engine.library import REPO
+
+    case = json.loads((REPO / "examples" / "approve-energy.json").read_text(encoding="utf-8"))
+    for dotted, value in changes.items():
+        fact, field = dotted.split("__")
+        case[fact][field] = value
+    return case
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("project__sponsor_equity_pct", 1.5), ("application__amount", 0), ("application__tenor_months", 2**63)],
+)
+def test_the_baseline_refuses_values_no_real_loan_has(field: str, value: object) -> None:
+    from engine.evaluate import decide
+
+    unit = Library.load().compile_policy("project-finance", dt.date(2026, 6, 30))
+    with pytest.raises(CredoError) as info:
+        decide(unit, _baseline_case(**{field: value}), dt.date(2026, 6, 30))
+    assert [(p.path, p.code) for p in info.value.problems] == [(f"$.{field.replace('__', '.')}", "out-of-range")]
+
+
+def test_the_baseline_never_approves_a_limit_of_nothing() -> None:
+    from engine.evaluate import decide
+
+    unit = Library.load().compile_policy("project-finance", dt.date(2026, 6, 30))
+    assert decide(unit, _baseline_case(), dt.date(2026, 6, 30))["outcome"] == "approve"
+    funded = decide(unit, _baseline_case(project__sponsor_equity_pct=1.0), dt.date(2026, 6, 30))
+    assert (funded["outcome"], funded["limit"]) == ("refer", 0)
+    assert "R-LIM-NO-ROOM" in [r["code"] for r in funded["reasons"]]
+    exposed = decide(unit, _baseline_case(credit__existing_exposure=1e12), dt.date(2026, 6, 30))
+    assert exposed["outcome"] == "refer" and exposed["limit"] == 0

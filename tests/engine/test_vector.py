@@ -904,6 +904,8 @@ def handwritten_project_finance(columns: Columns, unit: CompiledPolicy) -> dict[
         for c in caps[1:]:
             cap = np.where(c < cap, c, cap)
         limit = np.where(cap < amount, cap, amount)
+        # LIM-NO-ROOM: a cap at or below zero sends tiers A-D to a credit officer (worst-of: a decline stays).
+        outcome = np.where((outcome == 0) & (cap <= 0) & (tier <= 3), 1, outcome).astype(np.int8)
         risk = v[("project", "construction_risk")]
         del risk
         bps = np.array([60.0, 110.0, 180.0, 280.0, 400.0])[tier]
