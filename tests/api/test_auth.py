@@ -27,7 +27,14 @@ SAMPLE_BODIES: dict[str, Any] = {
     "evaluate_monitoring": {"customer_id": "C00001", "as_of": "2026-06-30"},
     "acknowledge_alert": {},
     "resolve_alert": {},
-    "record_financials": {"period_end": "2026-03-31", "revenue": 1.0},
+    "record_financials": {
+        "period_end": "2026-03-31",
+        "total_assets": 5e8,
+        "total_liabilities": 2.6e8,
+        "revenue": 4.3e8,
+        "ebitda": 7e7,
+        "debt_service": 4e7,
+    },
     "record_credit_event": {"kind": "repayment", "event_date": "2026-06-01"},
 }
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
+import requests
 from pony import orm
 
 from tests.api.conftest import AS_OF, Api, read_case
-from web.models import Alert, Customer
+from web.models import Alert, CreditEvent, Customer, FinancialStatement, Notification, Rating
 
 
 def live_alerts(code: str) -> list[tuple[str, str]]:
@@ -149,3 +152,144 @@ def test_policies_and_rule_versions(api: Api) -> None:
     assert one["ref"] == "limits-pricing@1" and one["text"].startswith(("ruleset:", "#"))
     assert api.get("/rulesets/limits-pricing/versions/7", "read").status_code == 404
     assert api.get("/rulesets/no-such-ruleset/versions", "read").status_code == 404
+
+
+# --- bad customer data is refused whole: 422 in the one error shape, nothing stored, nobody re-rated --------------
+
+STATEMENT: dict[str, Any] = {
+    "period_end": "2026-09-30",
+    "as_of": "2026-10-31",
+    "total_assets": 400_000_000,
+    "total_liabilities": 220_000_000,
+    "current_assets": 120_000_000,
+    "current_liabilities": 80_000_000,
+    "revenue": 300_000_000,
+    "ebitda": 45_000_000,
+    "net_income": 12_000_000,
+    "operating_cash_flow": 30_000_000,
+    "debt_service": 20_000_000,
+    "audited": True,
+    "audit_opinion": "unqualified",
+}
+REQUIRED = ("total_assets", "total_liabilities", "revenue", "ebitda", "debt_service")
+
+
+def footprint(code: str) -> tuple[int, ...]:
+    """How much the store holds for the customer: statements, events, ratings, alerts, notifications."""
+    with orm.db_session:
+        customer = Customer.get(code=code)
+        return (
+            orm.count(s for s in FinancialStatement if s.customer == customer),
+            orm.count(e for e in CreditEvent if e.customer == customer),
+            orm.count(r for r in Rating if r.customer == customer),
+            orm.count(a for a in Alert if a.customer == customer),
+            orm.count(n for n in Notification if n.customer == customer),
+        )
+
+
+def refused(response: requests.Response) -> dict[str, str]:
+    """The 422's problems as {path: code}, after checking the one error shape."""
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "problems"} and error["code"] and error["message"]
+    assert all(set(p) == {"path", "code", "message"} for p in error["problems"])
+    return {p["path"]: p["code"] for p in error["problems"]}
+
+
+def post_raw(api: Api, path: str, text: str) -> requests.Response:
+    # requests cannot encode 1e400 (json.dumps writes `Infinity`, which is not JSON): send the text itself.
+    return api.post(path, "monitor", data=text.encode(), headers={"Content-Type": "application/json"})
+
+
+def test_an_invalid_statement_is_refused_with_every_problem_and_nothing_is_stored(api: Api) -> None:
+    code = "C00008"
+    url = f"/customers/{code}/financials"
+    before = footprint(code)
+    negative = refused(api.post(url, "monitor", json={**STATEMENT, "total_assets": -5}))
+    assert negative == {"$.total_assets": "out-of-range"}
+    assert refused(api.post(url, "monitor", json={**STATEMENT, "audit_opinion": "great"})) == {
+        "$.audit_opinion": "enum-value"
+    }
+    text = json.dumps(STATEMENT).replace('"total_assets": 400000000', '"total_assets": 1e400')
+    assert "1e400" in text
+    assert list(refused(post_raw(api, url, text))) == ["$.total_assets"]
+    empty = refused(api.post(url, "monitor", json={"period_end": "2026-09-30"}))
+    assert empty == {f"$.{name}": "missing-field" for name in REQUIRED}
+    # Several problems at once: every one of them, by path.
+    several = {**STATEMENT, "total_assets": -5, "audit_opinion": "great", "ebitda": None}
+    del several["revenue"]
+    assert refused(api.post(url, "monitor", json=several)) == {
+        "$.total_assets": "out-of-range",
+        "$.audit_opinion": "enum-value",
+        "$.revenue": "missing-field",
+        "$.ebitda": "missing-field",
+    }
+    assert footprint(code) == before  # no statement, no rating, no alert, no notification
+
+
+def test_a_restatement_replaces_the_period_whole_and_must_be_complete(api: Api) -> None:
+    code = "C00009"
+    url = f"/customers/{code}/financials"
+    assert api.post(url, "monitor", json=STATEMENT).status_code == 200
+    # The restated accounts drop the optional items they no longer report: they are gone, not kept from before.
+    restated = {k: v for k, v in STATEMENT.items() if k not in ("net_income", "audit_opinion")} | {"revenue": 1.0}
+    assert api.post(url, "monitor", json=restated).status_code == 200
+    with orm.db_session:
+        row = FinancialStatement.get(customer=Customer.get(code=code), period_end=dt.date(2026, 9, 30))
+        assert (row.revenue, row.net_income, row.audit_opinion, row.ebitda) == (1.0, None, None, 45_000_000)
+    # A restatement that leaves out a required item is refused, and the stored statement stays as it was.
+    before = footprint(code)
+    partial = {k: v for k, v in STATEMENT.items() if k != "ebitda"}
+    assert refused(api.post(url, "monitor", json=partial)) == {"$.ebitda": "missing-field"}
+    assert footprint(code) == before
+    with orm.db_session:
+        row = FinancialStatement.get(customer=Customer.get(code=code), period_end=dt.date(2026, 9, 30))
+        assert (row.revenue, row.ebitda) == (1.0, 45_000_000)
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def test_impossible_or_future_dates_and_days_past_due_are_refused(api: Api) -> None:
+    code = "C00010"
+    events, financials = f"/customers/{code}/credit-events", f"/customers/{code}/financials"
+    before = footprint(code)
+    tomorrow = (today() + dt.timedelta(days=1)).isoformat()
+    for day in ("2030-01-01", "2099-12-31", "1800-01-01", "1899-12-31", tomorrow):
+        response = api.post(events, "monitor", json={"kind": "default", "event_date": day})
+        assert refused(response) == {"$.event_date": "date-out-of-range"}, day
+        response = api.post(financials, "monitor", json={**STATEMENT, "period_end": day})
+        assert refused(response) == {"$.period_end": "date-out-of-range"}, day
+    assert "$.period_end" in refused(api.post(financials, "monitor", json={**STATEMENT, "period_end": "9999-12-31"}))
+    for dpd in (100_000, 36_501, -1):
+        response = api.post(
+            events, "monitor", json={"kind": "past_due", "event_date": "2026-06-01", "days_past_due": dpd}
+        )
+        assert refused(response) == {"$.days_past_due": "less-than-equal" if dpd > 0 else "greater-than-equal"}
+    assert footprint(code) == before
+    # Today itself is a possible date, and 100 years of arrears the most the API takes.
+    accepted = {"kind": "past_due", "event_date": today().isoformat(), "days_past_due": 36_500}
+    response = api.post(events, "monitor", json=accepted)
+    assert response.status_code == 200, response.text
+    assert footprint(code)[1] == before[1] + 1
+
+
+def test_a_business_date_more_than_a_year_ahead_is_refused(api: Api) -> None:
+    code = "C00011"
+    before = footprint(code)
+    far = (today() + dt.timedelta(days=367)).isoformat()
+    for day in (far, "2099-01-01", "1800-01-01"):
+        for path, body in (
+            ("/monitoring/evaluate", {"customer_id": code, "as_of": day}),
+            ("/monitoring/evaluate", {"case": read_case("decline-arrears.json"), "as_of": day}),
+            (f"/customers/{code}/financials", {**STATEMENT, "as_of": day}),
+            (f"/customers/{code}/credit-events", {"kind": "repayment", "event_date": "2026-06-01", "as_of": day}),
+        ):
+            assert refused(api.post(path, "monitor", json=body)) == {"$.as_of": "date-out-of-range"}, (path, day)
+    assert footprint(code) == before
+    # Within a year ahead stays possible: a projection of the early warnings for a case.
+    near = (today() + dt.timedelta(days=365)).isoformat()
+    body = {"case": read_case("decline-arrears.json"), "as_of": near}
+    response = api.post("/monitoring/evaluate", "monitor", json=body)
+    assert response.status_code == 200, response.text

@@ -99,7 +99,10 @@ def evaluate_monitoring(call: Call) -> dict[str, Any]:
     a repeated warning refreshes the alert instead of opening another. Returns the customer's live alerts.
 
     With `case`: runs the early-warning rulesets in force (or the named `policy`) on the case and returns the
-    alerts without storing them: a case names no stored customer to hold them."""
+    alerts without storing them: a case names no stored customer to hold them.
+
+    `as_of` may look ahead up to a year after today (UTC), to see which rules will be in force; a later date, or
+    one before 1900-01-01, is 422."""
     body: MonitoringRequest = call.body
     as_of = body.as_of or dt.date.today()
     if body.customer_id is not None:
@@ -244,7 +247,16 @@ def resolve_alert(call: Call) -> dict[str, Any]:
 )
 def record_financials(call: Call) -> dict[str, Any]:
     """Stores (or restates) the statement for `period_end`, then re-runs the customer's monitoring policy in the same
-    transaction: the answer holds the tier change, limit and rate proposals and the alerts opened or refreshed."""
+    transaction: the answer holds the tier change, limit and rate proposals and the alerts opened or refreshed.
+
+    The statement is checked first against the `financials` fact the rules in force declare: the required items
+    (total assets and liabilities, revenue, EBITDA, debt service) present, every item within its declared bounds
+    and values, `period_end` from 1900-01-01 to today (UTC). Otherwise the answer is 422 listing every problem by
+    JSON path (`$.total_assets`), and nothing is stored: no statement, no rating, no alert.
+
+    A restatement (a second statement for the same `period_end`) replaces the stored one whole, as restated
+    accounts replace the original accounts: an optional item it leaves out is no longer held. So it must be as
+    complete as a first statement; send every item, not only the ones that changed."""
     body: Financials = call.body
     values = body.model_dump(exclude={"period_end", "as_of"}, exclude_none=True)
     result = customers.record_financials(call.params["customer_id"], body.period_end, values, as_of=body.as_of)
@@ -265,7 +277,10 @@ def record_financials(call: Call) -> dict[str, Any]:
 )
 def record_credit_event(call: Call) -> dict[str, Any]:
     """A repayment (with its days past due), a past-due observation, a default or a restructuring; the customer is
-    re-rated as of the event date (or `as_of`), in the same transaction."""
+    re-rated as of the event date (or `as_of`), in the same transaction.
+
+    An event that cannot have happened is 422 with its path, and nothing is stored: `event_date` after today (UTC)
+    or before 1900-01-01, `days_past_due` outside 0 to 36500."""
     body: CreditEventRequest = call.body
     result = customers.record_credit_event(
         call.params["customer_id"],

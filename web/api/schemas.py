@@ -15,7 +15,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
+
+from web.services.customers import EARLIEST_DATE, MAX_DAYS_PAST_DUE, latest_business_date
 
 Number = int | float
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
@@ -274,11 +277,34 @@ class ApplicationStatus(Answer):
 # --- monitoring ---------------------------------------------------------------------------------------------------
 
 
+def _business_date(day: dt.date) -> dt.date:
+    latest = latest_business_date()
+    if not EARLIEST_DATE <= day <= latest:
+        raise PydanticCustomError(
+            "date_out_of_range",
+            "as_of must be between {earliest} and a year after today ({latest})",
+            {"earliest": EARLIEST_DATE.isoformat(), "latest": latest.isoformat()},
+        )
+    return day
+
+
+# The business date of a monitoring run. Today (UTC) is checked on every request, so no schema bound can say it.
+BusinessDate = Annotated[
+    dt.date,
+    AfterValidator(_business_date),
+    Field(description="business date of the run (default today); from 1900-01-01 to a year after today (UTC)"),
+]
+# A statement item, in the customer's currency. The fact declarations bound most items further (assets are never
+# negative); this keeps out what no declaration can mean: JSON's 1e400 (infinity) and magnitudes beyond any balance
+# sheet (1e15 CNY is some twenty times the largest bank's).
+StatementAmount = Annotated[float, Field(ge=-1e15, le=1e15, allow_inf_nan=False)]
+
+
 class MonitoringRequest(Request):
     customer_id: Identifier | None = Field(None, description="a stored customer: its monitoring policy is re-run")
     case: dict[str, Any] | None = Field(None, description="a case: the early-warning rulesets in force run on it")
     policy: Name | None = Field(None, description="with `case`: run this policy instead of the early-warning rulesets")
-    as_of: dt.date | None = None
+    as_of: BusinessDate | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> MonitoringRequest:
@@ -345,28 +371,31 @@ class AlertAction(Request):
 
 
 class Financials(Request):
-    period_end: dt.date
-    as_of: dt.date | None = Field(None, description="business date of the re-run (default today)")
-    total_assets: float | None = None
-    total_liabilities: float | None = None
-    current_assets: float | None = None
-    current_liabilities: float | None = None
-    revenue: float | None = None
-    ebitda: float | None = None
-    net_income: float | None = None
-    operating_cash_flow: float | None = None
-    debt_service: float | None = None
+    """One period's statement. Beyond this schema, the items must match the `financials` fact the rules in force
+    declare (required items present, bounds, enum values): otherwise 422 with every problem, and nothing stored."""
+
+    period_end: dt.date = Field(description="the period's last day: from 1900-01-01 to today (UTC)")
+    as_of: BusinessDate | None = None
+    total_assets: StatementAmount | None = None
+    total_liabilities: StatementAmount | None = None
+    current_assets: StatementAmount | None = None
+    current_liabilities: StatementAmount | None = None
+    revenue: StatementAmount | None = None
+    ebitda: StatementAmount | None = None
+    net_income: StatementAmount | None = None
+    operating_cash_flow: StatementAmount | None = None
+    debt_service: StatementAmount | None = None
     audited: bool | None = None
     audit_opinion: Annotated[str, StringConstraints(max_length=40)] | None = None
 
 
 class CreditEventRequest(Request):
     kind: CreditEventKind
-    event_date: dt.date
-    days_past_due: Annotated[int, Field(ge=0, le=100_000)] = 0
+    event_date: dt.date = Field(description="when it happened: from 1900-01-01 to today (UTC)")
+    days_past_due: Annotated[int, Field(ge=0, le=MAX_DAYS_PAST_DUE)] = 0
     amount: Annotated[float, Field(ge=-1e15, le=1e15)] | None = None
     note: ShortText | None = None
-    as_of: dt.date | None = None
+    as_of: BusinessDate | None = None
 
 
 # --- rules ----------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import io
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ from pony import orm
 from audit.db import write_session
 from audit.governance import now
 from audit.governance import record as record_event
-from engine.errors import CredoError, did_you_mean
+from engine.cases import CaseValidator
+from engine.errors import CredoError, Problem, did_you_mean
 from engine.model import Policy, Ruleset, Scorecard
 from web.models import (
     AdjustmentProposal,
@@ -93,9 +94,32 @@ MAPPABLE = frozenset(
 )
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 LIVE = ("open", "acknowledged")
+CREDIT_EVENT_KINDS = ("repayment", "past_due", "default", "restructuring")
+
+# Bounds on new customer data that no fact declaration gives. A statement or a credit event records what has
+# happened, so it is dated today (UTC) at the latest; a date before 1900 is a typing error (1800 for 2018), never
+# the history of a borrower the bank lends to today, and would re-rate the customer under no policy at all.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+# rulesets/facts.yaml bounds credit.max_dpd_12m below only (min 0); a loan a hundred years late is the most the
+# store takes, so a slip of the keyboard (100000) cannot become the worst arrears in the aggregates.
+MAX_DAYS_PAST_DUE = 36_500
+
+
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def latest_business_date() -> dt.date:
+    """The furthest business date a re-rating may look ahead to: a year after today (UTC).
+
+    Rules carry effective dates, so a date a little ahead is a fair question (which versions will be in force at
+    the next review); 9999-12-31 is not, and would record a rating no one can act on.
+    """
+    return years_before(today_utc(), -1)
 
 
 def years_before(day: dt.date, years: int) -> dt.date:
+    """The same day `years` earlier (later, for a negative number); 29 February becomes the 28th."""
     try:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February in a year that has none
@@ -447,10 +471,71 @@ def _move_alert(alert_id: int, actor: str, allowed: Sequence[str], target: str) 
             alert.resolved_by, alert.resolved_at = actor, now()
 
 
+def _date_problem(name: str, day: dt.date) -> Problem | None:
+    """A date of new customer data (a period end, an event date) that cannot have happened yet, or long ago."""
+    today = today_utc()
+    if EARLIEST_DATE <= day <= today:
+        return None
+    return Problem(
+        "date-out-of-range",
+        f"{name} must be between {EARLIEST_DATE.isoformat()} and today ({today.isoformat()}), found {day.isoformat()}",
+        path=f"$.{name}",
+    )
+
+
+def statement_problems(
+    period_end: dt.date, values: Mapping[str, Any], snapshot: Snapshot | None = None
+) -> list[Problem]:
+    """Every problem of one period's statement, each by its path in the request (`$.total_assets`).
+
+    The items are checked as the `financials` fact that the rules in force declare (types, bounds, enum values,
+    required items), whatever the period: an older statement becomes `financials_prev`, whose declarations are
+    looser, but a statement is one document and is stored once, so it meets the stricter of the two. Items the
+    rules do not declare are stored unchecked: no case carries them (`_project`).
+    """
+    problems = [
+        Problem("unknown-field", f"'{name}' is not a statement item", path=f"$.{name}")
+        for name in values
+        if name not in STATEMENT_FIELDS
+    ]
+    dated = _date_problem("period_end", period_end)
+    if dated is not None:
+        problems.append(dated)
+    schema = (snapshot or ACTIVE.current()).library.schema
+    declared = {key: decl for key, decl in schema.fields.items() if key[0] == "financials" and decl.derived is None}
+    if declared:
+        items = {k: v for k, v in values.items() if ("financials", k) in declared}
+        try:
+            # The case validator itself, on the statement alone: the same checks and messages as a decision's.
+            CaseValidator(declared).validate({"financials": items})
+        except CredoError as error:
+            problems += [replace(p, path=_item_path(p.path)) for p in error.problems]
+    return problems
+
+
+def _item_path(path: str | None) -> str:
+    """The validator's path names the fact (`$.financials.revenue`); a statement holds its items at the top."""
+    prefix = "$.financials."
+    return "$." + path[len(prefix) :] if path and path.startswith(prefix) else "$"
+
+
 def record_financials(
     code: str, period_end: dt.date, values: Mapping[str, Any], *, as_of: dt.date | None = None
 ) -> Reassessment:
-    """Store (or restate) one period's statement, then re-run the customer's monitoring in the same transaction."""
+    """Store (or restate) one period's statement, then re-run the customer's monitoring in the same transaction.
+
+    A restatement replaces the period's statement whole: an item it leaves out is no longer held. So a statement
+    is refused, with every problem and nothing stored, unless it is complete and valid by the fact declarations
+    (`statement_problems`), a restatement as much as a first statement.
+    """
+    problems = statement_problems(period_end, values)
+    if problems:
+        raise Refused(
+            "invalid-statement",
+            "the statement does not match the fact declarations; nothing was stored",
+            "invalid",
+            problems,
+        )
     with write_session():
         customer = Customer.get_for_update(code=code)
         if customer is None:
@@ -469,8 +554,27 @@ def record_credit_event(
     note: str | None = None,
     as_of: dt.date | None = None,
 ) -> Reassessment:
-    if kind not in ("repayment", "past_due", "default", "restructuring"):
-        raise Refused("bad-event", f"unknown credit event kind '{kind}'", "invalid")
+    """Store a credit event, then re-rate the customer as of the event date (or `as_of`) in the same transaction.
+
+    An event that cannot have happened is refused with every problem and nothing stored: an unknown kind, a date
+    after today (UTC) or before 1900, days past due outside 0..MAX_DAYS_PAST_DUE.
+    """
+    problems: list[Problem] = []
+    if kind not in CREDIT_EVENT_KINDS:
+        problems.append(Problem("bad-event", f"unknown credit event kind '{kind}'", path="$.kind"))
+    dated = _date_problem("event_date", event_date)
+    if dated is not None:
+        problems.append(dated)
+    if not 0 <= days_past_due <= MAX_DAYS_PAST_DUE:
+        problems.append(
+            Problem(
+                "out-of-range",
+                f"days_past_due must be between 0 and {MAX_DAYS_PAST_DUE}, found {days_past_due}",
+                path="$.days_past_due",
+            )
+        )
+    if problems:
+        raise Refused("invalid-event", "the credit event is not possible; nothing was stored", "invalid", problems)
     with write_session():
         customer = Customer.get_for_update(code=code)
         if customer is None:
@@ -826,6 +930,7 @@ __all__ = [
     "record_financials",
     "resolve_alert",
     "set_policy",
+    "statement_problems",
     "store_record",
     "unmappable_fields",
 ]

@@ -171,6 +171,29 @@ def test_a_policy_declaring_an_unmappable_field_is_refused_naming_it(baseline: l
         assert orm.count(e for e in CreditEvent) == 1
 
 
+def test_impossible_new_data_is_refused_with_every_problem_and_nothing_stored(baseline: list) -> None:
+    store(healthy())
+    with pytest.raises(Refused) as event:
+        customers.record_credit_event("C1", "lottery", dt.date(1800, 1, 1), days_past_due=100_000, as_of=AS_OF)
+    assert event.value.kind == "invalid"
+    assert {p.path: p.code for p in event.value.problems} == {
+        "$.kind": "bad-event",
+        "$.event_date": "date-out-of-range",
+        "$.days_past_due": "out-of-range",
+    }
+    loss = {**EXAMPLE["financials"], "net_income": -5_000_000.0}
+    with pytest.raises(Refused) as statement:
+        customers.record_financials("C1", dt.date(2026, 3, 31), {**loss, "revenue": None, "colour": "red"})
+    assert {p.path: p.code for p in statement.value.problems} == {
+        "$.revenue": "missing-field",
+        "$.colour": "unknown-field",
+    }
+    with orm.db_session:
+        customer = Customer.get(code="C1")
+        assert orm.count(e for e in CreditEvent if e.customer == customer) == 0
+        assert orm.count(s for s in customer.statements) == 2 and orm.count(r for r in customer.ratings) == 0
+
+
 class Recorder:
     name = "recorder"
 
