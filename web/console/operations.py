@@ -22,6 +22,7 @@ from web.api.errors import ApiError
 from web.api.reviews import review, review_state
 from web.api.schemas import ReviewRequest
 from web.console import charts
+from web.console.privacy import may_see_identities, shown
 from web.console.security import ANYONE, route, viewer
 from web.models import (
     AdjustmentProposal,
@@ -151,7 +152,7 @@ def alerts() -> str:
                 {
                     "id": a.id,
                     "customer": a.customer.code,
-                    "customer_name": a.customer.name,
+                    "customer_name": shown(a.customer.name),
                     "code": a.code,
                     "severity": a.severity,
                     "message": a.message,
@@ -196,11 +197,13 @@ def customer_list() -> str:
         page = 1
     with orm.db_session:
         query = orm.select(c for c in Customer)
-        if text:
+        if text and may_see_identities():
             query = query.filter(lambda c: text.lower() in c.name.lower() or c.code == text)
+        elif text:  # names are not shown to this viewer, so they are not searched either: a match would tell
+            query = query.filter(lambda c: c.code == text)
         total = query.count()
         rows = [
-            {"code": c.code, "name": c.name, "industry": c.industry, "rm": c.rm, "policy": c.policy,
+            {"code": c.code, "name": shown(c.name), "industry": c.industry, "rm": c.rm, "policy": c.policy,
              "stage": c.lifecycle_stage,
              "alerts": orm.count(a for a in Alert if a.customer == c and a.status != "resolved")}
             for c in query.order_by(Customer.code).page(page, size)
@@ -277,7 +280,7 @@ def customer(code: str) -> str:
             for a in orm.select(a for a in Alert if a.customer == c).order_by(orm.desc(Alert.opened_at))
         ]
         info = {
-            "code": c.code, "name": c.name, "legal_representative": c.legal_representative,
+            "code": c.code, "name": shown(c.name), "legal_representative": shown(c.legal_representative),
             "registered_capital": c.registered_capital, "industry": c.industry, "region": c.region,
             "founded": c.founded, "stage": c.lifecycle_stage, "rm": c.rm, "policy": c.policy,
             "exposure": c.existing_exposure,

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from engine.outputs import DECISIONS
 from web.console import charts
+from web.console.privacy import masked_input
 from web.console.security import route, viewer
 from web.services import rules, simulations
 from web.services.errors import Refused
@@ -288,6 +289,7 @@ def case(run_id: int, row_number: int) -> str:
         detail = simulations.case_detail(run_id, row_number)
     except Refused as error:
         abort(404, error.message)
+    detail["input"] = masked_input(detail["input"])  # an uploaded book can hold names: masked as in the audit trail
     return render_template("console/sim_case.html", run=item, case=detail)
 
 
