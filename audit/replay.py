@@ -20,6 +20,7 @@ from typing import Any
 from audit.chain import canonical
 from audit.errors import ReplayError
 from audit.masking import mask, path_text
+from audit.overrides import is_override
 from audit.records import to_document
 from engine.errors import CredoError
 from engine.evaluate import decide
@@ -104,17 +105,31 @@ def _at(value: Any, keys: Sequence[Any]) -> Any:
     return value
 
 
+def _used_names(decision: Mapping[str, Any]) -> set[str]:
+    """The documents a decision names in its provenance: its policy, scorecard and rulesets."""
+    named = [*(decision.get("rulesets") or []), decision.get("scorecard"), decision.get("policy")]
+    return {str(d["name"]) for d in named if isinstance(d, Mapping) and d.get("name")}
+
+
 def replay_record(row: Mapping[str, Any], resolver: Resolver, against: tuple[str, int] | None = None) -> dict[str, Any]:
     """{"decision_id", "identical", "differences": [{"path", "recorded", "replayed"}], "against"}.
 
     The differences show values as a reader without the key sees them: sensitive values stay masked.
     """
+    if is_override(row):
+        original = json.loads(str(row["input"])).get("override_of")
+        raise ReplayError(
+            "is-override",
+            f"{row['decision_id']} is an underwriter's override: no rules made it, so there is nothing to replay;"
+            f" replay the automated decision {original} instead",
+        )
     document = to_document(row, unmask=True)
     refs: list[Ref] = [(str(n), int(v), str(d)) for n, v, d in json.loads(row["library"])]
     if against is not None:
         name, number = against
-        if not any(n == name for n, _, _ in refs):
-            raise ReplayError("not-used", f"the decision's rules hold no document named {name}")
+        # The record keeps every active document; only those the policy read can change its decision.
+        if name not in _used_names(document["decision"]):
+            raise ReplayError("not-used", f"the decision did not use a document named {name}")
         refs = [r for r in refs if r[0] != name] + [(name, number, None)]
     library = _library(_documents(refs, resolver))
     as_of = dt.date.fromisoformat(str(row["as_of"]))

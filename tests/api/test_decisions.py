@@ -60,6 +60,17 @@ def test_round_trip_audit_verify_and_replay(api: Api) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown-decision"
 
 
+def test_replay_refuses_an_override_and_a_document_the_decision_did_not_use(api: Api) -> None:
+    corporate = decide(api, "corporate-approve.json")
+    unused = api.post(f"/decisions/{corporate['decision_id']}/replay", "read", json={"against": "pf-eligibility@1"})
+    assert unused.status_code == 422 and unused.json()["error"]["code"] == "not-used"
+    referred = decide(api, "refer-thin-coverage.json")
+    override = review(api, referred["decision_id"], "underwriter1", outcome="decline").json()["review_id"]
+    answer = api.post(f"/decisions/{override}/replay", "read")
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "is-override"
+    assert referred["decision_id"] in answer.json()["error"]["message"]
+
+
 def review(api: Api, decision_id: str, key: str, **body: Any) -> Any:
     return api.post(f"/decisions/{decision_id}/review", key, json={"reason": "reviewed", **body})
 

@@ -117,7 +117,8 @@ def get_decision(call: Call) -> dict[str, Any]:
 def replay_decision(call: Call) -> dict[str, Any]:
     """Runs the recorded case again under exactly the recorded versions (or with `against`, NAME@N, in place of the
     recorded NAME) and reports whether the decision is identical, and every difference when it is not. Nothing
-    is recorded. A record whose rules can no longer be loaded as stored is a 409."""
+    is recorded. A record whose rules can no longer be loaded as stored is a 409, and so is an underwriter's override
+    (no rules made it: replay the automated decision); `against` a document the decision did not use is a 422."""
     body: ReplayRequest = call.body
     return decisions.replay(call.params["decision_id"], against=body.against)
 
@@ -139,10 +140,12 @@ def review_decision(call: Call) -> tuple[int, dict[str, Any]]:
     """Stored as an override record linked to the automated decision, in the audit chain: who, from, to, why.
     The key's user must hold the underwriter role.
 
-    Overriding a decline, or raising the limit above the automated one, needs a second underwriter: the first
-    review answers 202 `awaiting-confirmation`; a different underwriter sending the same review confirms it (200
-    `effective`). Sending a different review while one awaits confirmation is a 409. Once effective, the
-    application's status follows the reviewed outcome."""
+    Any term more favourable to the borrower than the rules gave (approving a decline, a higher limit, a lower
+    rate, dropping a condition) needs a second underwriter: the first review answers 202 `awaiting-confirmation`;
+    a different underwriter sending the same review confirms it (200 `effective`), and its author may revise it
+    meanwhile. Another underwriter sending different terms is a 409. Only an application's newest decision can be
+    reviewed (409 `superseded` otherwise). Once effective, the application's status follows the reviewed
+    outcome."""
     result = reviews.review(call.params["decision_id"], call.body, call.username)
     return (200 if result["status"] == "effective" else 202), result
 
