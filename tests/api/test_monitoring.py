@@ -94,6 +94,15 @@ def test_alerts_are_filtered_paged_acknowledged_and_resolved(api: Api) -> None:
     assert twice.status_code == 409 and twice.json()["error"]["code"] == "alert-status"
     resolved = api.post(f"/alerts/{alert['id']}/resolve", "admin1")  # a user with the admin role
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    # Who moved it, and why, is in the governance log.
+    from audit.governance import GovernanceEvent
+
+    with orm.db_session:
+        moves = orm.select(e for e in GovernanceEvent if e.subject == f"alert:{alert['id']}").order_by(
+            GovernanceEvent.seq
+        )[:]
+        logged = [(e.action, json.loads(e.detail)["note"]) for e in moves]
+    assert logged == [("alert-acknowledged", "called the CFO"), ("alert-resolved", None)]
     assert api.post("/alerts/999999999/resolve", "admin1").status_code == 404
 
 

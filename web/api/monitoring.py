@@ -190,7 +190,8 @@ def list_alerts(call: Call) -> dict[str, Any]:
 
 def _move(call: Call, move: Any) -> dict[str, Any]:
     alert_id = call.params["alert_id"]
-    move(alert_id, call.username)
+    body: AlertAction | None = call.body
+    move(alert_id, call.username, body.note if body is not None else None)
     alert = Alert.get(id=alert_id)
     if alert is None:  # moved and gone in one transaction cannot happen; keep the answer honest anyway
         raise ApiError(404, "unknown-alert", f"no alert {alert_id}")

@@ -367,7 +367,9 @@ class AlertList(Answer):
 
 
 class AlertAction(Request):
-    note: ShortText | None = Field(None, description="not stored yet; accepted so that clients can send one")
+    note: ShortText | None = Field(
+        None, description="why: kept with the move in the governance log (`alert-acknowledged`, `alert-resolved`)"
+    )
 
 
 class Financials(Request):

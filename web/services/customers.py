@@ -445,15 +445,16 @@ def _raise_alert(customer: Customer, rating: Rating, item: Mapping[str, Any], st
     result.notifications.append(note.id)
 
 
-def acknowledge_alert(alert_id: int, actor: str) -> None:
-    _move_alert(alert_id, actor, ("open",), "acknowledged")
+def acknowledge_alert(alert_id: int, actor: str, note: str | None = None) -> None:
+    _move_alert(alert_id, actor, ("open",), "acknowledged", note)
 
 
-def resolve_alert(alert_id: int, actor: str) -> None:
-    _move_alert(alert_id, actor, LIVE, "resolved")
+def resolve_alert(alert_id: int, actor: str, note: str | None = None) -> None:
+    _move_alert(alert_id, actor, LIVE, "resolved", note)
 
 
-def _move_alert(alert_id: int, actor: str, allowed: Sequence[str], target: str) -> None:
+def _move_alert(alert_id: int, actor: str, allowed: Sequence[str], target: str, note: str | None) -> None:
+    """Move an alert, and log who moved it and why in the governance log, in the same transaction."""
     with write_session():
         alert = Alert.get_for_update(id=alert_id)
         if alert is None:
@@ -469,6 +470,9 @@ def _move_alert(alert_id: int, actor: str, allowed: Sequence[str], target: str) 
             alert.acknowledged_by, alert.acknowledged_at = actor, now()
         else:
             alert.resolved_by, alert.resolved_at = actor, now()
+        # What the RM did about an early warning is part of the record an examiner asks for.
+        detail = {"customer": alert.customer.code, "code": alert.code, "note": note}
+        record_event(actor, f"alert-{target}", f"alert:{alert_id}", detail)
 
 
 def _date_problem(name: str, day: dt.date) -> Problem | None:
