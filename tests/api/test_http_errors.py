@@ -93,6 +93,11 @@ def test_oversized_body_is_413(api: Api) -> None:
     response = api.post("/decisions", "decide", data=big, headers=JSON)
     assert response.status_code == 413
     assert error_of(response)["code"] == "body-too-large"
+    # Chunked, the body has no length to check up front: it must not be cut at the limit and parsed as JSON.
+    chunked = api.post("/decisions", "decide", data=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]),
+                       headers=JSON)
+    assert chunked.status_code == 413, chunked.text
+    assert error_of(chunked)["code"] == "body-too-large"
 
 
 def test_wrong_content_type_is_415(api: Api) -> None:

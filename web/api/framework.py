@@ -233,6 +233,11 @@ def _read_json(ep: Endpoint) -> tuple[bytes, Any]:
     if has_body and request.mimetype != "application/json":
         raise _not_json()
     raw = request.get_data(cache=False)  # 413 from werkzeug past MAX_CONTENT_LENGTH
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body has no length to check up front, and werkzeug stops reading it at the limit without
+        # saying so: what was read is a cut-off prefix. One more byte tells (werkzeug raises 413 past the limit).
+        request.stream.read(1)
     if not raw.strip():
         if ep.body_required:
             raise ApiError(
