@@ -108,11 +108,14 @@ class Block:
 class Portfolio:
     """A portfolio file: its format, its CSV header, and an iterator over blocks of whole records."""
 
-    def __init__(self, path: str | Path, chunk_rows: int = CHUNK_ROWS) -> None:
+    def __init__(self, path: str | Path, chunk_rows: int = CHUNK_ROWS, name: str | None = None) -> None:
         self.path = Path(path)
+        # What problems call the file: its path by default; a server passes the name its user knows the file by
+        # (an upload is kept under a path of the server's, which is no business of whoever reads the problem).
+        self.name = str(path) if name is None else name
         self.chunk_rows = max(1, chunk_rows)
         if not self.path.is_file():
-            raise CredoError.single("no-such-path", f"{path}: no such file")
+            raise CredoError.single("no-such-path", f"{self.name}: no such file")
         self.size = self.path.stat().st_size
         self.format = _format_of(self.path)
         self.header: tuple[str, ...] = ()
@@ -124,18 +127,18 @@ class Portfolio:
         with self.path.open("rb") as stream:
             first = next(_records(stream, quoted=True), None)
         if first is None:
-            raise CredoError.single("empty-portfolio", f"{self.path}: the file is empty", SourceSpan(str(self.path)))
+            raise CredoError.single("empty-portfolio", f"{self.name}: the file is empty", SourceSpan(self.name))
         self.header_lines = first.count(b"\n") or 1
         try:
             text = first.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise CredoError.single(
-                "not-utf8", "the header is not UTF-8 text", SourceSpan(str(self.path), 1, 1)
+                "not-utf8", "the header is not UTF-8 text", SourceSpan(self.name, 1, 1)
             ) from None
         cells = next(csv.reader(io.StringIO(text, newline="")), [])
         self.header = tuple(c.strip() for c in cells)
         if not self.header or self.header == ("",):
-            raise CredoError.single("empty-header", "the CSV header names no columns", SourceSpan(str(self.path), 1, 1))
+            raise CredoError.single("empty-header", "the CSV header names no columns", SourceSpan(self.name, 1, 1))
 
     def blocks(self) -> Iterator[Block]:
         """Blocks of at most chunk_rows records, in file order; only one block is held at a time."""

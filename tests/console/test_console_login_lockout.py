@@ -60,3 +60,21 @@ def test_unknown_names_lock_nothing(console: Console) -> None:
     for _ in range(users.LOCKOUT_FAILURES + 1):
         assert login(client, "nobody-at-all", "guess").status_code == 401
     assert users.locked_until("nobody-at-all") is None
+
+
+def test_a_blank_user_name_is_a_failed_sign_in_that_counts_against_no_one(console: Console) -> None:
+    with orm.db_session:
+        before = store.query_one("SELECT COUNT(*) FROM governance_event WHERE action = 'console-login-failed'")
+    client = console.app.test_client()
+    for blank in ("", "   "):
+        answer = login(client, blank, "whatever")
+        assert answer.status_code == 401, answer.get_data(as_text=True)[:500]
+        assert "Wrong user name or password" in answer.get_data(as_text=True)
+    with orm.db_session:
+        after = store.query_one("SELECT COUNT(*) FROM governance_event WHERE action = 'console-login-failed'")
+    assert after == before
+
+
+def test_a_failed_sign_in_keeps_the_user_name_typed(console: Console) -> None:
+    page = login(console.app.test_client(), "approver2", "not the password").get_data(as_text=True)
+    assert 'name="username" value="approver2"' in page

@@ -159,18 +159,19 @@ def test_the_editor_check_matches_the_save(console: Console) -> None:
     text = (REPO / "rulesets" / "limits-pricing.yaml").read_text().replace(
         "application.tenor_months > 120", "application.tenor_month > 120"
     )
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if "application.tenor_month > 120" in t)
     live = author.post("/console/rules/validate", json={"text": text, "ref": "limits-pricing@1"},
                        headers={"X-CSRF-Token": csrf}).get_json()["problems"]
-    assert [(p["code"], p["line"]) for p in live if p["severity"] == "error"] == [("unknown-field", 79)]
+    assert [(p["code"], p["line"]) for p in live if p["severity"] == "error"] == [("unknown-field", line)]
     saved = author.post("/console/rules/limits-pricing/1/save", data={"csrf_token": csrf, "text": text})
     assert saved.status_code == 302
     page = author.get(saved.headers["Location"]).get_data(as_text=True)
-    assert 'data-line="79">line 79, column 11: <code>unknown-field</code>' in page
+    assert f'data-line="{line}">line {line}, column 11: <code>unknown-field</code>' in page
     # Submitting it is refused, and the refusal lists the same problem.
     number = saved.headers["Location"].split("/")[-1].split("?")[0]
     refused = author.post(f"/console/rules/limits-pricing/{number}/submit", data={"csrf_token": csrf})
     assert refused.status_code == 422
-    assert "line 79, column 11" in refused.get_data(as_text=True)
+    assert f"line {line}, column 11" in refused.get_data(as_text=True)
     # The side-by-side diff shows the one changed line.
     diff = author.get(f"/console/rules/limits-pricing/diff?a=1&b={number}").get_data(as_text=True)
     assert "1 line(s) differ" in diff
@@ -339,3 +340,84 @@ def test_the_decision_search_filters(console: Console) -> None:
     assert exported.status_code == 200 and exported.mimetype == "text/csv"
     lines = exported.get_data(as_text=True).splitlines()
     assert lines[0].startswith("seq,decision_id") and all(",refer," in line for line in lines[1:])
+
+
+def test_a_failed_simulation_of_an_upload_names_the_upload_not_a_server_path(console: Console) -> None:
+    import io
+
+    from web.services import simulations
+
+    client = console.client("author1")
+    answer = client.post(
+        "/console/simulations/new",
+        data={
+            "csrf_token": token(client),
+            "policy": "corporate-term-loan",
+            "as_of": "2026-06-30",
+            "candidate": "limits-pricing@1",
+            "portfolio": "upload",
+            "file": (io.BytesIO(b"\xff\xfeapplication.amount\n1\n"), "latin book.csv"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:3000]
+    run_id = int(answer.headers["Location"].rsplit("/", 1)[-1])
+    simulations.work(idle_exit=0, once=True)
+    run = simulations.get_run(run_id)
+    assert run.status == "failed" and run.error is not None and "not-utf8" in run.error
+    page = client.get(f"/console/simulations/{run_id}").get_data(as_text=True)
+    assert "upload: latin book.csv" in page and "not-utf8" in page
+    uploads = str(console.app.config["CONSOLE_UPLOADS"])
+    assert uploads not in page and run.portfolio_path not in page and "uploads/" not in page
+
+
+def test_unknown_versions_and_paths_get_the_console_error_page(console: Console) -> None:
+    import re
+
+    author = console.client("author1")
+    for page in ("/console/rules/limits-pricing/99/tests", "/console/rules/limits-pricing/99/tables",
+                 "/console/rules/limits-pricing/99/try", "/console/rules/limits-pricing/99",
+                 "/console/no-such-page", "/console/rules/limits-pricing/1/no-such-tab"):
+        answer = author.get(page)
+        html = answer.get_data(as_text=True)
+        assert answer.status_code == 404 and answer.mimetype == "text/html", (page, html[:500])
+        assert "<h1>Not found</h1>" in html and 'href="/console/"' in html, page
+        title = re.search(r"<title>(.*?)</title>", html, re.S)
+        assert title and title.group(1).startswith("Not found: "), (page, title)
+        assert answer.headers["Content-Security-Policy"].startswith("default-src 'self'"), page
+    assert "no version limits-pricing@99" in author.get("/console/rules/limits-pricing/99/try").get_data(as_text=True)
+    assert "/console/no-such-page" in author.get("/console/no-such-page").get_data(as_text=True)
+    # Posting a try of an unknown version is the same page; the API keeps its own JSON answers.
+    posted = author.post("/console/rules/limits-pricing/99/try", data={"csrf_token": token(author)})
+    assert posted.status_code == 404 and posted.mimetype == "text/html"
+    api = console.app.test_client().get("/api/v1/no-such-endpoint")
+    assert api.status_code == 404 and api.get_json()["error"]["code"] == "not-found"
+
+
+def test_an_override_record_is_not_replayed_and_links_the_decision_it_overrides(console: Console) -> None:
+    import json
+
+    from engine.library import REPO
+    from tests.console.conftest import AS_OF
+    from web.services import audit_search, decisions
+
+    case = json.loads((REPO / "examples" / "refer-thin-coverage.json").read_text())
+    original = decisions.decide_and_record("project-finance", case, caller=decisions.Caller("api_key", "client-demo"),
+                                           as_of=AS_OF, application_id="app-overridden")["decision_id"]
+    underwriter = console.client("underwriter1")
+    decided = underwriter.post(f"/console/reviews/{original}/decide",
+                               data={"csrf_token": token(underwriter), "outcome": "decline", "reason": "weak sponsor"})
+    assert decided.status_code == 200 and "The override is effective" in decided.get_data(as_text=True)
+    override = next(h["decision_id"] for h in audit_search.override_history(original) if h["kind"] == "override")
+    auditor = console.client("auditor1")
+    page = auditor.get(f"/console/audit/decisions/{override}").get_data(as_text=True)
+    assert 'id="replay"' not in page
+    assert "underwriter's override" in page and f'href="/console/audit/decisions/{original}"' in page
+    # The automated decision keeps its Replay button.
+    assert 'id="replay"' in auditor.get(f"/console/audit/decisions/{original}").get_data(as_text=True)
+    # A replay posted anyway is refused in words, with the way to the decision that can be replayed.
+    posted = auditor.post(f"/console/audit/decisions/{override}", data={"csrf_token": token(auditor)})
+    html = posted.get_data(as_text=True)
+    assert posted.status_code == 409, html[:2000]
+    assert "overrides are not replayed" in html.lower() and f'href="/console/audit/decisions/{original}"' in html
+    assert "is required" not in html and "not a declared fact" not in html

@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, render_template, request
+from flask import Blueprint, Flask, Response, current_app, g, make_response, render_template, request
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from web.console.security import load_viewer
 
@@ -44,6 +44,24 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "CONSOLE_UPLOADS": None,
     "CONSOLE_PAGE_SIZE": 50,
 }
+
+
+def _harden(response: Response) -> Response:
+    """The headers of every console answer: nothing from elsewhere, never framed, never cached."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _error_page(error: HTTPException) -> tuple[Any, int]:
+    code = error.code or 500
+    if request.accept_mimetypes.best == "application/json" or request.is_json:
+        # The editor's checks are fetched by script: answer them in JSON, never an HTML page.
+        return {"error": {"code": error.name.lower().replace(" ", "-"), "message": error.description}}, code
+    return render_template("console/error.html", error=error, code=code), code
 
 
 def _env_value(text: str) -> Any:
@@ -73,24 +91,23 @@ def blueprint() -> Blueprint:
             # A portfolio upload may be far bigger than any API body; only signed-in users get the larger limit.
             request.max_content_length = int(current_app.config["CONSOLE_UPLOAD_MAX_BYTES"])
 
-    @bp.after_request
-    def _headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        return response
-
-    @bp.errorhandler(HTTPException)
-    def _error(error: HTTPException) -> tuple[Any, int]:
-        code = error.code or 500
-        if request.accept_mimetypes.best == "application/json" or request.is_json:
-            # The editor's checks are fetched by script: answer them in JSON, never an HTML page.
-            return {"error": {"code": error.name.lower().replace(" ", "-"), "message": error.description}}, code
-        return render_template("console/error.html", error=error, code=code), code
-
+    bp.after_request(_harden)
+    bp.register_error_handler(HTTPException, _error_page)
     return bp
+
+
+def _unknown_console_path() -> Response | None:
+    """The console's 404 page for a path under /console that matches no route.
+
+    Flask tells a request's blueprint by the route it matched, so such a request never reaches the blueprint's
+    hooks or error handler, and the app-wide handler (web/api/errors.py) would answer the API's JSON. Checked
+    before the request is dispatched, it is answered here instead; any other path is left alone.
+    """
+    if not isinstance(request.routing_exception, NotFound) or not request.path.startswith("/console/"):
+        return None
+    g.viewer = load_viewer()  # the page shows who is signed in, as every console page does
+    body, code = _error_page(NotFound(f"no console page at {request.path}"))
+    return _harden(make_response(body, code))
 
 
 def _money(value: Any) -> str:
@@ -145,6 +162,7 @@ def init_console(app: Flask) -> None:
         env = os.environ.get(f"CREDO_{key}")
         app.config.setdefault(key, _env_value(env) if env is not None else default)
     app.register_blueprint(blueprint(), url_prefix="/console")
+    app.before_request(_unknown_console_path)
     app.jinja_env.filters.update(
         money=_money, pct=_pct, num=_num, when=_when, pretty=_pretty, signed=_signed
     )

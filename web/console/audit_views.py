@@ -14,6 +14,7 @@ from pony import orm
 
 from audit import checkpoints, store
 from audit.errors import AuditUnavailable
+from audit.overrides import is_override
 from audit.records import read_head
 from audit.verify import format_report
 from web.api.auth import UNMASK_ROLES
@@ -87,7 +88,7 @@ def _caller() -> decisions.Caller:
     return decisions.Caller("user", who.username, can_unmask=bool(who.roles & UNMASK_ROLES))
 
 
-def detail(decision_id: str) -> str:
+def detail(decision_id: str) -> tuple[str, int]:
     try:
         try:
             doc = decisions.get_decision(decision_id, _caller())
@@ -95,6 +96,17 @@ def detail(decision_id: str) -> str:
             doc = decisions.get_decision(decision_id, decisions.Caller("user", viewer().username))
     except Refused as error:
         abort(404, error.message)
+    history = audit_search.override_history(decision_id)
+    if is_override(doc):
+        # An override's input is the underwriter's change, not a case: the rules have nothing to replay. The
+        # automated decision it overrides is the one to replay, so the page points there instead.
+        override_of = doc["input"].get("override_of") if isinstance(doc["input"], dict) else None
+        refused = request.method == "POST"
+        return (
+            render_template("console/audit_detail.html", doc=doc, replay=None, history=history, override=True,
+                            override_of=override_of, replay_refused=refused),
+            409 if refused else 200,
+        )
     replay = None
     if request.method == "POST":
         try:
@@ -103,8 +115,7 @@ def detail(decision_id: str) -> str:
             replay = {"error": error.message}
         except AuditUnavailable as error:
             replay = {"error": str(error)}
-    history = audit_search.override_history(decision_id)
-    return render_template("console/audit_detail.html", doc=doc, replay=replay, history=history)
+    return render_template("console/audit_detail.html", doc=doc, replay=replay, history=history, override=False), 200
 
 
 def audit_export() -> Response:

@@ -60,6 +60,15 @@ def _ref(name: str, number: int) -> str:
     return f"{name}@{number}"
 
 
+def _show(ref: str) -> rules.VersionInfo:
+    """The stored version, or the console's error page (404 for an unknown one): a Refused left uncaught would
+    reach the app-wide handler, which answers in the API's JSON."""
+    try:
+        return rules.show(ref)
+    except Refused as error:
+        abort(error.http_status, error.message)
+
+
 def documents() -> str:
     """Every document: kind, active version, drafts in flight, the newest version's status, who and when."""
     with orm.db_session:
@@ -98,10 +107,7 @@ def document(name: str) -> str:
 
 def _version_page(ref: str, *, refusal: Refused | None = None, text: str | None = None, status: int = 200,
                   action: str | None = None) -> tuple[str, int]:
-    try:
-        info = rules.show(ref)
-    except Refused as error:
-        abort(error.http_status, error.message)
+    info = _show(ref)
     who = viewer()
     editable = info.status in rules.EDITABLE
     simulation = simulations.latest_for(info.ref, info.digest)
@@ -203,18 +209,18 @@ def validate() -> Any:
 
 def tests(name: str, number: int) -> str:
     ref = _ref(name, number)
+    info = _show(ref)
     try:
-        info = rules.show(ref)
         run = authoring.run_version_tests(ref)
         refusal = None
     except Refused as error:
-        info, run, refusal = rules.show(ref), None, error
+        run, refusal = None, error
     return render_template("console/rules_tests.html", info=info, run=run, refusal=refusal)
 
 
 def tables(name: str, number: int) -> str:
     ref = _ref(name, number)
-    info = rules.show(ref)
+    info = _show(ref)
     try:
         grids = authoring.table_grids(ref)
         refusal = None
@@ -244,11 +250,12 @@ def diff(name: str) -> str:
 
 def try_it(name: str, number: int) -> tuple[str, int]:
     ref = _ref(name, number)
+    stored = _show(ref)
     try:
         info, doc = authoring.load_version(ref)
         library = authoring.library_with(doc)
     except Refused as refusal:
-        return render_template("console/rules_try.html", info=rules.show(ref), refusal=refusal, fields=[],
+        return render_template("console/rules_try.html", info=stored, refusal=refusal, fields=[],
                                values={}, targets=[], result=None, raw="", examples=[], target=None,
                                as_of=dt.date.today(), form_problems=[]), refusal.http_status
     fields = authoring.form_fields(library)

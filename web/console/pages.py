@@ -32,8 +32,6 @@ MAX_FIELD = 200
 
 
 def login() -> BaseResponse:
-    error = None
-    status = 200
     if request.method == "POST":
         check_login_csrf()
         username = (request.form.get("username") or "").strip()[:MAX_FIELD]
@@ -47,6 +45,7 @@ def login() -> BaseResponse:
             return _login_page(
                 f"Too many failed sign-ins to this account. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
                 429,
+                username,
             )
         who = check_password(username, password) if username and password else None
         if who is not None:
@@ -54,21 +53,23 @@ def login() -> BaseResponse:
             start_session(who.username, response, request.cookies.get(cookie_name()))
             response.delete_cookie(login_cookie_name(), path="/")
             return response
-        with orm.db_session:
-            known = User.get(username=username) is not None
+        known = False
+        if username:  # Pony refuses to look up an empty value of a Required column (ValueError, a 500)
+            with orm.db_session:
+                known = User.get(username=username) is not None
         if known:  # failures against real accounts are worth an auditor's eye; random names are noise
             with write_session():
                 governance_record(username, "console-login-failed", f"user:{username}", {"via": "console"})
-        error = "Wrong user name or password."
-        status = 401
-    return _login_page(error, status)
+        return _login_page("Wrong user name or password.", 401, username)
+    return _login_page(None, 200)
 
 
-def _login_page(error: str | None, status: int) -> BaseResponse:
+def _login_page(error: str | None, status: int, username: str = "") -> BaseResponse:
+    """The sign-in form; after a failure it keeps the user name typed, so only the password is typed again."""
     cookies: dict[str, str] = {}
     token = login_csrf_token(cookies)
     body = render_template(
-        "console/login.html", error=error, token=token, next=safe_next(request.values.get("next"))
+        "console/login.html", error=error, token=token, next=safe_next(request.values.get("next")), username=username
     )
     response = make_response(body, status)
     for value in cookies.values():

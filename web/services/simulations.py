@@ -680,8 +680,9 @@ def run_simulation(run_id: int, worker: str) -> None:
         cand = _spec("candidate", run.policy, run.as_of, run.candidate, "candidate: " + run.candidate_changes)
         specs = (base, cand)
         sides = [compile_side(s) for s in specs]
-        portfolio = Portfolio(run.portfolio_path, int(run.params.get("chunk_rows", CHUNK_ROWS)))
-        Decoder(portfolio.format, portfolio.header, [s.unit for s in sides], run.portfolio_name)
+        # Problems name the portfolio as the user knows it: an upload's stored path is the server's business.
+        portfolio = Portfolio(run.portfolio_path, int(run.params.get("chunk_rows", CHUNK_ROWS)), run.portfolio_name)
+        Decoder(portfolio.format, portfolio.header, [s.unit for s in sides], portfolio.name)
     except (CredoError, Refused) as error:
         message = error.message if isinstance(error, Refused) else "; ".join(p.format() for p in error.problems)
         _update(run_id, worker, status="failed", finished_at=now(), error=message[:4000], note="failed")
