@@ -109,6 +109,16 @@ def _newest_of_application(original: Mapping[str, Any]) -> None:
         )
 
 
+def _required(term: str) -> ApiError:
+    """An approval of a case whose automated decision had no `term` must give one."""
+    return ApiError(
+        422,
+        f"{term}-required",
+        f"the automated decision had no {term}: an approval must give one",
+        [{"path": f"$.{term}", "code": "required", "message": f"give the approved {term}"}],
+    )
+
+
 def _terms(body: ReviewRequest, automated: Mapping[str, Any]) -> dict[str, Any]:
     """The outcome and terms the review asks for; what it leaves out keeps the automated value."""
     if body.outcome == "decline":
@@ -123,20 +133,10 @@ def _terms(body: ReviewRequest, automated: Mapping[str, Any]) -> dict[str, Any]:
         return {"outcome": "decline", "limit": None, "rate": None, "conditions": list(body.conditions or [])}
     limit = body.limit if body.limit is not None else automated.get("limit")
     if limit is None:
-        raise ApiError(
-            422,
-            "limit-required",
-            "the automated decision had no limit: an approval must give one",
-            [{"path": "$.limit", "code": "required", "message": "give the approved limit"}],
-        )
+        raise _required("limit")
     rate = _rate(body.rate if body.rate is not None else automated.get("rate"))
     if rate is None:
-        raise ApiError(
-            422,
-            "rate-required",
-            "the automated decision had no rate: an approval must give one",
-            [{"path": "$.rate", "code": "required", "message": "give the approved rate"}],
-        )
+        raise _required("rate")
     conditions = body.conditions if body.conditions is not None else list(automated.get("conditions") or [])
     return {"outcome": "approve", "limit": _number(limit), "rate": _number(rate), "conditions": list(conditions)}
 
