@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.console.conftest import PEOPLE, Console, token
+import re
+
+from tests.console.conftest import PASSWORD, PEOPLE, Console, token
 
 
 def test_login_sets_a_hardened_cookie_and_rotates_the_session(console: Console) -> None:
@@ -421,3 +423,93 @@ def test_an_override_record_is_not_replayed_and_links_the_decision_it_overrides(
     assert posted.status_code == 409, html[:2000]
     assert "overrides are not replayed" in html.lower() and f'href="/console/audit/decisions/{original}"' in html
     assert "is required" not in html and "not a declared fact" not in html
+
+
+def test_simulate_and_try_it_default_to_the_policy_of_the_data(console: Console) -> None:
+    author = console.client("author1")
+    # limits-pricing is shared by both policies; the demo book is mostly project loans (project-finance), so a
+    # bare "Simulate" link starts there, not at the first policy by name (corporate-term-loan).
+    for url in ("/console/simulations/new?candidate=limits-pricing@1&subject=limits-pricing@1",
+                "/console/simulations/new"):
+        html = author.get(url).get_data(as_text=True)
+        assert "<option selected>project-finance</option>" in html, url
+    # An explicit choice is kept.
+    html = author.get("/console/simulations/new?candidate=limits-pricing@1&policy=corporate-term-loan").get_data(
+        as_text=True)
+    assert "<option selected>corporate-term-loan</option>" in html
+    # "Try it" puts an example under the policy of its own product, unless a target was chosen.
+    for example, policy in (("approve-energy", "project-finance"), ("corporate-approve", "corporate-term-loan")):
+        html = author.get(f"/console/rules/limits-pricing/1/try?example={example}").get_data(as_text=True)
+        assert f'<option value="{policy}" selected>' in html, example
+    html = author.get("/console/rules/limits-pricing/1/try?example=approve-energy&target=corporate-term-loan")
+    assert '<option value="corporate-term-loan" selected>' in html.get_data(as_text=True)
+
+
+def test_the_new_simulation_form_keeps_every_choice_on_a_refusal(console: Console) -> None:
+    author = console.client("author1")
+    refused = author.post(
+        "/console/simulations/new",
+        data={"csrf_token": token(author), "policy": "corporate-term-loan", "as_of": "not a date",
+              "baseline": "corporate-tiering@1", "candidate": "limits-pricing@1", "portfolio": "upload"},
+    )
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "YYYY-MM-DD" in html
+    assert '<option value="corporate-tiering@1" selected>' in html
+    assert '<option value="limits-pricing@1" selected>' in html
+    assert "<option selected>corporate-term-loan</option>" in html
+    assert 'value="upload" checked' in html and 'value="demo" checked' not in html
+    assert 'id="choose-file-again"' in html  # a browser cannot keep the file: the page says to choose it again
+    # The demo book stays the default of a fresh form, with no such note.
+    fresh = author.get("/console/simulations/new").get_data(as_text=True)
+    assert 'value="demo" checked' in fresh and 'id="choose-file-again"' not in fresh
+
+
+def test_a_rollback_says_whether_it_was_asked_for_or_confirmed(console: Console) -> None:
+    from web.services import rules
+
+    # Publish a second early-warning (which nothing else here uses) so that @1 is retired and can come back.
+    text = rules.show("early-warning@1").text.replace("Early-warning triggers", "Early-warning triggers (revised)")
+    draft = rules.save_draft(text, "author1", parent="early-warning@1")
+    rules.submit(draft.ref, "author1")
+    rules.approve(draft.ref, "approver1")
+    rules.publish(draft.ref, "approver1")
+    page = "/console/rules/early-warning/1"
+
+    author = console.client("author1")
+    asked = author.post(f"{page}/rollback", data={"csrf_token": token(author)})
+    assert asked.status_code == 302
+    html = author.get(asked.headers["Location"]).get_data(as_text=True)
+    assert "takes effect when a second" in html
+    # Whoever asked cannot confirm (four eyes): no button that is always refused, but what happens next.
+    assert 'id="step-rollback"' not in html and 'id="rollback-awaiting"' in html
+
+    approver = console.client("approver1")
+    assert "Confirm the rollback" in approver.get(page).get_data(as_text=True)
+    confirmed = approver.post(f"{page}/rollback", data={"csrf_token": token(approver)})
+    assert confirmed.status_code == 302
+    html = approver.get(confirmed.headers["Location"]).get_data(as_text=True)
+    assert "Rollback confirmed" in html and "takes effect when" not in html
+    assert rules.show("early-warning@1").status == "active"
+
+
+def test_the_customer_page_writes_the_tenor_in_months(console: Console) -> None:
+    html = console.client("author1").get("/console/customers/C00001").get_data(as_text=True)
+    assert re.search(r"<td>\d+ months</td>", html) and not re.search(r"<td>\d+ m</td>", html)
+
+
+def test_alert_buttons_show_only_to_who_may_move_the_alert(console: Console) -> None:
+    from web.services.users import create_user
+
+    board = console.client("admin1").get("/console/alerts").get_data(as_text=True)
+    assert "/acknowledge" in board  # an admin may move any alert
+    assert "/acknowledge" in console.client("underwriter1").get("/console/alerts").get_data(as_text=True)
+    for person in ("author1", "approver1"):  # neither the RM of these alerts, nor an underwriter or an admin
+        html = console.client(person).get("/console/alerts").get_data(as_text=True)
+        assert "/acknowledge" not in html and "/resolve" not in html, person
+    # The RM an alert is assigned to sees the buttons on their own alerts only.
+    rm = sorted(set(re.findall(r"· RM (\w+) ·", board)))[0]
+    create_user(rm, ["author"], PASSWORD)
+    html = console.client(rm).get("/console/alerts").get_data(as_text=True)
+    mine = re.findall(r'<article class="alert[^"]*">(.*?)</article>', html, re.S)
+    assert not [a for a in mine if f"RM {rm} ·" not in a and ("/acknowledge" in a or "/resolve" in a)]
+    assert any(f"RM {rm} ·" in a and "/acknowledge" in a for a in mine)

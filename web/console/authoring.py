@@ -30,7 +30,7 @@ STEPS: dict[str, tuple[tuple[str, ...], str]] = {
     "publish": (("approver", "admin"), "Published: it is active and the next decision uses it."),
     "rollback": (
         ("author", "approver", "admin"),
-        "Rollback recorded: asked for by one user, it takes effect when a second (an approver) confirms it.",
+        "Rollback asked for: it takes effect when a second user (an approver) confirms it.",
     ),
     "retire": (("approver", "admin"), "Retired: taken out of the active set (or withdrawn)."),
 }
@@ -38,6 +38,9 @@ DONE = {
     "saved": "Saved.",
     "drafted": "Saved as a new draft.",
     **{step: text for step, (_, text) in STEPS.items()},
+    # The same rollback step either asks or confirms: each outcome gets its own banner (see step()).
+    "rollback-requested": STEPS["rollback"][1],
+    "rolled-back": "Rollback confirmed: this version is active again and the next decision uses it.",
 }
 NEW_TEMPLATE = """ruleset: my-new-ruleset
 kind: eligibility
@@ -187,10 +190,14 @@ def step(name: str, number: int, action: str) -> BaseResponse | tuple[str, int]:
         abort(403, f"{action} needs the {' or '.join(roles)} role")
     ref = _ref(name, number)
     try:
-        getattr(rules, action)(ref, who.username)
+        info = getattr(rules, action)(ref, who.username)
     except Refused as refusal:
         return _version_page(ref, refusal=refusal, status=refusal.http_status, action=action)
-    return redirect(url_for("console.version", name=name, number=number, done=action))
+    done = action
+    if action == "rollback":
+        # The first call only records the request; the version is active once a second user confirmed it.
+        done = "rolled-back" if info.status == "active" else "rollback-requested"
+    return redirect(url_for("console.version", name=name, number=number, done=done))
 
 
 def validate() -> Any:
@@ -248,6 +255,13 @@ def diff(name: str) -> str:
                            rows=rows, changed=changed)
 
 
+def _product_of(case: Any) -> str | None:
+    """The case's application.product, if it has one."""
+    application = case.get("application") if isinstance(case, dict) else None
+    product = application.get("product") if isinstance(application, dict) else None
+    return product if isinstance(product, str) else None
+
+
 def try_it(name: str, number: int) -> tuple[str, int]:
     ref = _ref(name, number)
     stored = _show(ref)
@@ -263,7 +277,13 @@ def try_it(name: str, number: int) -> tuple[str, int]:
     if isinstance(doc, Ruleset):
         targets = [*targets, "__alone__"]
     form = request.form if request.method == "POST" else request.args
-    target = form.get("target") or (targets[0] if targets else "__alone__")
+    example = request.args.get("example")
+    found = authoring.example_case(example) if example else None
+    # An explicit target is kept; otherwise the example goes under the policy of its own product, as the API
+    # would take it (under another product's policy it is only referred with R-PRODUCT-MISMATCH).
+    target = form.get("target") or authoring.policy_for_product(
+        targets, authoring.policy_products(library), _product_of(found)
+    ) or "__alone__"
     if target not in targets:
         abort(400, "choose one of the listed policies")
     try:
@@ -274,11 +294,8 @@ def try_it(name: str, number: int) -> tuple[str, int]:
     values: dict[str, str] = {}
     result = None
     form_problems: list[str] = []
-    example = request.args.get("example")
-    if example:
-        found = authoring.example_case(example)
-        if found is not None:
-            values = authoring.flatten_case(found)
+    if found is not None:
+        values = authoring.flatten_case(found)
     if request.method == "POST":
         values = {key[2:]: value for key, value in request.form.items() if key.startswith("f:")}
         if raw.strip():

@@ -23,7 +23,7 @@ from web.api.reviews import review, review_state
 from web.api.schemas import ReviewRequest
 from web.console import charts
 from web.console.privacy import may_see_identities, shown
-from web.console.security import ANYONE, route, viewer
+from web.console.security import ANYONE, Viewer, route, viewer
 from web.models import (
     AdjustmentProposal,
     Alert,
@@ -136,7 +136,15 @@ def decide(decision_id: str) -> tuple[str, int] | BaseResponse:
 # --- alerts -----------------------------------------------------------------------------------------------------
 
 
+def may_move_alert(who: Viewer, assignee: str) -> bool:
+    """Whether `who` may acknowledge or resolve an alert assigned to `assignee`: the route's roles and the rule of
+    web.services.customers._move_alert (the assignee, an underwriter or an admin), mirrored so the board only
+    offers buttons that work."""
+    return who.has(*ALERT_MOVERS) and (who.username == assignee or who.has("underwriter", "admin"))
+
+
 def alerts() -> str:
+    who = viewer()
     severity = request.args.get("severity") or None
     assignee = (request.args.get("rm") or "").strip()[:64] or None
     with orm.db_session:
@@ -162,6 +170,7 @@ def alerts() -> str:
                     "seen_count": a.seen_count,
                     "acknowledged_by": a.acknowledged_by,
                     "resolved_by": a.resolved_by,
+                    "can_move": may_move_alert(who, a.assignee),
                 }
             )
         rms = sorted(set(orm.select(a.assignee for a in Alert)[:]))

@@ -21,7 +21,7 @@ from engine.outputs import DECISIONS
 from web.console import charts
 from web.console.privacy import masked_input
 from web.console.security import route, viewer
-from web.services import rules, simulations
+from web.services import authoring, rules, simulations
 from web.services.errors import Refused
 
 RUNNERS = simulations.RUNNERS
@@ -43,22 +43,31 @@ def _choices() -> tuple[list[rules.VersionInfo], list[str]]:
     return versions, policies
 
 
+def _default_policy(chosen: Sequence[str], policies: Sequence[str]) -> str:
+    """The policy a bare "Simulate" link starts with: one that uses the chosen version (all active ones if none is
+    chosen), preferring the policy for the demo book's main product. Under another product's policy nearly every
+    row would only be referred with R-PRODUCT-MISMATCH (the first policy by name is a term-loan one, the book is
+    mostly project loans), which says nothing about the version."""
+    names, library = list(policies), None
+    if chosen:
+        try:
+            _, doc = authoring.load_version(chosen[0])
+            library = authoring.library_with(doc)
+            names = authoring.policies_using(doc, library) or names
+        except Refused:
+            pass  # the version does not load or fit: enqueue says why; the form still needs a default
+    products = authoring.policy_products(library)
+    return authoring.policy_for_product(names, products, simulations.book_product()) or ""
+
+
 def new_run() -> BaseResponse | tuple[str, int]:
     versions, policies = _choices()
     form = request.form if request.method == "POST" else request.args
     chosen = [r for r in form.getlist("candidate") if r]
-    policy = form.get("policy") or ""
-    if not policy and chosen:
-        # The first active policy that uses the chosen version: what an author simulating a draft means.
-        try:
-            from web.services import authoring
-
-            _, doc = authoring.load_version(chosen[0])
-            using = authoring.policies_using(doc, authoring.library_with(doc))
-            policy = using[0] if using else ""
-        except Refused:
-            policy = ""
-    policy = policy or (policies[0] if policies else "")
+    # An explicit choice (the form always sends one) is kept as it is; only a bare link gets the default.
+    policy = form.get("policy") or _default_policy(chosen, policies)
+    baseline = [r for r in form.getlist("baseline") if r]
+    source = "upload" if form.get("portfolio") == "upload" else "demo"
     as_of_text = form.get("as_of") or max(dt.date.today(), dt.date(2026, 1, 1)).isoformat()
     subject = form.get("subject") or (chosen[0] if len(chosen) == 1 else "")
     refusal = None
@@ -68,7 +77,6 @@ def new_run() -> BaseResponse | tuple[str, int]:
         except ValueError:
             as_of = None
             refusal = Refused("bad-date", "the business date must be YYYY-MM-DD", "invalid")
-        source = form.get("portfolio", "demo")
         path, name = simulations.DEMO_BOOK, "demo book (examples/portfolio.csv)"
         if refusal is None and source == "upload":
             upload = request.files.get("file")
@@ -89,7 +97,7 @@ def new_run() -> BaseResponse | tuple[str, int]:
                     policy=policy,
                     as_of=as_of,
                     candidate=chosen,
-                    baseline=[r for r in form.getlist("baseline") if r],
+                    baseline=baseline,
                     portfolio=path,
                     portfolio_name=name,
                     subject=subject or None,
@@ -105,6 +113,8 @@ def new_run() -> BaseResponse | tuple[str, int]:
             versions=versions,
             policies=policies,
             chosen=chosen,
+            baseline=baseline,
+            source=source,
             policy=policy,
             as_of=as_of_text,
             subject=subject,

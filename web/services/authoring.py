@@ -103,6 +103,25 @@ def policies_using(doc: AnyDocument, library: Library) -> list[str]:
     return sorted(set(names))
 
 
+def policy_products(library: Library | None = None) -> dict[str, str]:
+    """Each policy's declared product (its `product:`), from `library` or else the active rules."""
+    docs = library.documents if library is not None else _active_docs()
+    return {d.name: d.product for d in docs if isinstance(d, Policy)}
+
+
+def policy_for_product(names: Sequence[str], products: dict[str, str], product: str | None) -> str | None:
+    """The first of `names` whose policy is for `product`, else the first of `names`.
+
+    A case goes under the policy of its product: under another one it is only referred with R-PRODUCT-MISMATCH,
+    which is never what someone trying or simulating a version means.
+    """
+    if product:
+        for name in names:
+            if products.get(name) == product:
+                return name
+    return names[0] if names else None
+
+
 # --- tests and coverage -----------------------------------------------------------------------------------------
 
 

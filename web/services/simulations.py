@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -178,6 +179,33 @@ def describe(triples: Sequence[Triple], other: Sequence[Triple]) -> str:
     """A side in one line: the versions that differ from the other side (or 'active versions')."""
     differ = [f"{n}@{v}" for n, v, _ in triples if (n, v) not in {(a, b) for a, b, _ in other}]
     return ", ".join(differ) if differ else "the same versions as the other side"
+
+
+def book_product(path: Path = DEMO_BOOK) -> str | None:
+    """The most common application.product of a CSV book (None if it has no such column or cannot be read).
+
+    The new-simulation form defaults to the policy of this product; read once per version of the file, since
+    the demo book only changes with a release.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _book_product(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _book_product(path: str, mtime_ns: int, size: int) -> str | None:  # the stamp args key the cache
+    counts: dict[str, int] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                product = row.get("application.product") or ""
+                if product:
+                    counts[product] = counts.get(product, 0) + 1
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return max(counts, key=lambda p: counts[p]) if counts else None
 
 
 def store_upload(data: bytes, filename: str, folder: Path = UPLOADS) -> Path:
@@ -870,6 +898,7 @@ __all__ = [
     "CaseFilter",
     "Run",
     "active_triples",
+    "book_product",
     "case_detail",
     "cases",
     "claim",
