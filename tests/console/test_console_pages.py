@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from flask.testing import FlaskClient
+
 from tests.console.conftest import PASSWORD, PEOPLE, Console, token
 
 
@@ -279,14 +281,10 @@ def test_every_report_table_drills_down_to_its_cases(console: Console) -> None:
     assert counted == total  # the swap-set cells partition the book
 
 
-def test_a_simulation_of_an_uploaded_portfolio(console: Console) -> None:
+def upload_a_run(client: FlaskClient, data: bytes, filename: str) -> int:
+    """Queue a corporate-term-loan simulation of an uploaded book through the form; the new run's id."""
     import io
 
-    from engine.library import REPO
-    from web.services import simulations
-
-    rows = (REPO / "examples" / "portfolio.csv").read_text().splitlines()[:31]
-    client = console.client("author1")
     answer = client.post(
         "/console/simulations/new",
         data={
@@ -295,12 +293,22 @@ def test_a_simulation_of_an_uploaded_portfolio(console: Console) -> None:
             "as_of": "2026-06-30",
             "candidate": "limits-pricing@1",
             "portfolio": "upload",
-            "file": (io.BytesIO(("\n".join(rows) + "\n").encode()), "my book.csv"),
+            "file": (io.BytesIO(data), filename),
         },
         content_type="multipart/form-data",
     )
     assert answer.status_code == 302, answer.get_data(as_text=True)[:3000]
-    run_id = int(answer.headers["Location"].rsplit("/", 1)[-1])
+    return int(answer.headers["Location"].rsplit("/", 1)[-1])
+
+
+def test_a_simulation_of_an_uploaded_portfolio(console: Console) -> None:
+
+    from engine.library import REPO
+    from web.services import simulations
+
+    rows = (REPO / "examples" / "portfolio.csv").read_text().splitlines()[:31]
+    client = console.client("author1")
+    run_id = upload_a_run(client, ("\n".join(rows) + "\n").encode(), "my book.csv")
     assert simulations.get_run(run_id).status == "queued"
     simulations.work(idle_exit=0, once=True)
     run = simulations.get_run(run_id)
@@ -345,25 +353,11 @@ def test_the_decision_search_filters(console: Console) -> None:
 
 
 def test_a_failed_simulation_of_an_upload_names_the_upload_not_a_server_path(console: Console) -> None:
-    import io
 
     from web.services import simulations
 
     client = console.client("author1")
-    answer = client.post(
-        "/console/simulations/new",
-        data={
-            "csrf_token": token(client),
-            "policy": "corporate-term-loan",
-            "as_of": "2026-06-30",
-            "candidate": "limits-pricing@1",
-            "portfolio": "upload",
-            "file": (io.BytesIO(b"\xff\xfeapplication.amount\n1\n"), "latin book.csv"),
-        },
-        content_type="multipart/form-data",
-    )
-    assert answer.status_code == 302, answer.get_data(as_text=True)[:3000]
-    run_id = int(answer.headers["Location"].rsplit("/", 1)[-1])
+    run_id = upload_a_run(client, b"\xff\xfeapplication.amount\n1\n", "latin book.csv")
     simulations.work(idle_exit=0, once=True)
     run = simulations.get_run(run_id)
     assert run.status == "failed" and run.error is not None and "not-utf8" in run.error
