@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from engine.evaluate import EvaluationError
-from tests.api.conftest import Api, decision_request
+from tests.api.conftest import AS_OF, Api, decision_request
 
 JSON = {"Content-Type": "application/json"}
 
@@ -195,3 +195,86 @@ def test_no_debugger_and_security_headers(api: Api) -> None:
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
     assert "Werkzeug Debugger" not in api.get("/no-such-thing").text
+
+
+def test_a_member_given_twice_is_refused_by_its_json_path(api: Api) -> None:
+    # Last-one-wins would decide on a request another reader of it could take for a different policy.
+    case = json.dumps(decision_request()["case"])
+    ambiguous = f'{{"policy": "nope", "policy": "project-finance", "case": {case}, "as_of": "2026-06-30"}}'
+    response = api.post("/decisions", "decide", data=ambiguous.encode(), headers=JSON)
+    assert response.status_code == 400, response.text
+    error = error_of(response)
+    assert error["code"] == "bad-json"
+    assert error["problems"] == [
+        {"path": "$.policy", "code": "duplicate-member", "message": "this member is given more than once in its object"}
+    ]
+    nested = f'{{"policy": "project-finance", "case": {case[:-1]}, "extra": {{"x": 1, "x": 2}}}}}}'
+    response = api.post("/decisions", "decide", data=nested.encode(), headers=JSON)
+    assert response.status_code == 400 and error_of(response)["problems"][0]["path"] == "$.case.extra.x"
+    monitoring = b'{"case": {"a": 1}, "as_of": "2026-06-30", "as_of": "2026-07-01"}'
+    response = api.post("/monitoring/evaluate", "monitor", data=monitoring, headers=JSON)
+    assert response.status_code == 400 and error_of(response)["problems"][0]["path"] == "$.as_of"
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem", "path"),
+    [
+        (json.dumps(decision_request()).encode("utf-16"), "not-utf-8", "$"),
+        (json.dumps(decision_request()).encode("utf-16-le"), "not-utf-8", "$"),
+        (json.dumps(decision_request()).encode("utf-32"), "not-utf-8", "$"),
+        (b"\xef\xbb\xbf" + json.dumps(decision_request()).encode(), "byte-order-mark", "$"),
+        (b'{"policy": "project-finance", "case": {"note": "\\ud800"}}', "lone-surrogate", "$.case.note"),
+        (b'{"policy": "project-finance", "case": {"n": ["\\udc00\\ud800"]}}', "lone-surrogate", "$.case.n[0]"),
+        (b'{"policy": "project-finance", "case": {"\\ud800x": 1}}', "lone-surrogate", '$.case["\\ud800x"]'),
+        (b'{"policy": "project-finance", "case": {"note": "\xed\xa0\x80"}}', "not-utf-8", "$"),
+    ],
+)
+def test_what_is_not_utf8_json_text_is_400_from_our_parser_not_a_422_from_pydantic(
+    api: Api, raw: bytes, problem: str, path: str
+) -> None:
+    response = api.post("/decisions", "decide", data=raw, headers=JSON)
+    assert response.status_code == 400, response.text
+    error = error_of(response)
+    assert error["code"] == "bad-json"
+    assert (error["problems"][0]["code"], error["problems"][0]["path"]) == (problem, path)
+    assert "RFC 8259" in error["problems"][0]["message"] or problem == "lone-surrogate"
+
+
+def test_escapes_that_make_characters_still_pass(api: Api) -> None:
+    body = decision_request()
+    body["case"]["borrower"]["name"] = "Ac\u00e9me \U0001f600 \\ud800"  # a pair, and a backslash that escapes nothing
+    raw = json.dumps(body).encode()  # ASCII with \u escapes, the astral character as a surrogate pair
+    assert b"\\ud83d\\ude00" in raw
+    response = api.post("/decisions", "decide", data=raw, headers=JSON)
+    assert response.status_code == 200, response.text
+
+
+def test_every_operation_documents_the_422_it_gives_for_an_unknown_query_parameter(api: Api) -> None:
+    response = api.get("/health", params={"x": "1"})
+    assert response.status_code == 422 and error_of(response)["code"] == "unknown-parameter"
+    spec = api.get("/openapi.json").json()
+    error_schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if operation["responses"].get("422", {}).get("content", {}).get("application/json", {}).get("schema")
+        != error_schema
+    ]
+    assert undocumented == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "as_of", "status", "code"),
+    [("no-such-policy", AS_OF, 404, "unknown-policy"), ("project-finance", "1990-01-01", 422, "policy-not-in-force")],
+)
+def test_a_policy_is_refused_with_one_code_by_decisions_and_monitoring(
+    api: Api, policy: str, as_of: str, status: int, code: str
+) -> None:
+    case = decision_request()["case"]
+    for path, key in (("/decisions", "decide"), ("/monitoring/evaluate", "monitor")):
+        response = api.post(path, key, json={"policy": policy, "case": case, "as_of": as_of})
+        assert response.status_code == status, (path, response.text)
+        error = error_of(response)
+        assert error["code"] == code, path
+        assert [(p["path"], p["code"]) for p in error["problems"]] == [("$.policy", code)], path

@@ -115,7 +115,15 @@ def from_credo_error(error: CredoError, prefix: str = "$.case") -> ApiError:
     return ApiError(422, first.code, first.message, engine_problems(problems, "$"))
 
 
+# Refusals about the request body's `policy` member (POST /decisions, POST /monitoring/evaluate): one problem at
+# its path, whichever endpoint refused, rather than the engine's problems about the stored rules files.
+POLICY_REFUSALS = frozenset({"unknown-policy", "policy-not-in-force"})
+
+
 def from_refused(refusal: Refused) -> ApiError:
+    if refusal.code in POLICY_REFUSALS:
+        problems = [problem("$.policy", refusal.code, refusal.message)]
+        return ApiError(refusal.http_status, refusal.code, refusal.message, problems)
     problems = [problem(rebase(p.path, "$") if p.path else "$", p.code, p.message) for p in refusal.problems]
     if not problems and isinstance(refusal.details, list):
         problems = [problem("$", refusal.code, str(d)) for d in refusal.details]

@@ -32,7 +32,7 @@ from web.api.schemas import (
     StoredAlert,
 )
 from web.models import Alert, Customer
-from web.services import customers
+from web.services import customers, decisions
 from web.services.active import ACTIVE
 
 CUSTOMER = PathParam(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", "the bank's customer number", example="C00001")
@@ -112,7 +112,9 @@ def evaluate_monitoring(call: Call) -> dict[str, Any]:
     snapshot = ACTIVE.current()
     try:
         if body.policy is not None:
-            decision = snapshot.decide(body.policy, body.case, as_of)
+            # Through the decision service's check, so an unknown policy or one not in force answers the codes
+            # POST /decisions answers, not the engine's (unknown-document, not-in-force).
+            decision = decide(decisions.compile_policy(snapshot, body.policy, as_of), body.case, as_of)
             return {"persisted": False, "alerts": decision["alerts"], "rulesets": decision["rulesets"]}
         library = snapshot.library
         warnings = [

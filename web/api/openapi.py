@@ -2,7 +2,8 @@
 
 Pydantic emits JSON Schema 2020-12, which is OpenAPI 3.1's schema dialect, so the models' schemas go into
 `components.schemas` unchanged. Every operation lists every status it can answer (the error statuses follow
-from what the operation does: auth, a body, path ids, a query), each with the one error shape.
+from what the operation does: auth, a body, path ids, and the query string every operation checks), each with
+the one error shape.
 """
 
 from __future__ import annotations
@@ -43,15 +44,16 @@ def _models() -> list[type[BaseModel]]:
 
 
 def _statuses(ep: Endpoint) -> list[int]:
-    statuses = {503}
+    """What dispatch can answer for `ep`, step by step (framework.dispatch), besides the handler's own `errors`."""
+    # 422 for all: dispatch checks the query string of every operation, and one without a query model refuses
+    # any parameter at all (GET /health?x=1).
+    statuses = {422, 503}
     if ep.scopes is not None:
         statuses |= {401, 403}
     if ep.method == "POST":
-        statuses |= {400, 409, 413, 415, 422}
+        statuses |= {400, 409, 413, 415}
     if ep.params:
         statuses.add(404)
-    if ep.query is not None:
-        statuses.add(422)
     statuses |= set(ep.errors)
     return sorted(statuses)
 

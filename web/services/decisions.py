@@ -74,7 +74,9 @@ def _check_caller(caller: Caller) -> None:
     _plain_text(caller.id, "caller-id")
 
 
-def _compile(snapshot: Snapshot, policy: str, as_of: dt.date) -> Any:
+def compile_policy(snapshot: Snapshot, policy: str, as_of: dt.date) -> Any:
+    """The policy's versions in force on `as_of`, compiled; Refused with the codes every caller answers alike
+    (the API's decisions and monitoring endpoints): unknown-policy (404), policy-not-in-force (422)."""
     if policy not in snapshot.library.names(Policy):
         raise Refused("unknown-policy", f"no active policy named '{policy}'", "not-found")
     try:
@@ -131,7 +133,7 @@ def decide_and_record(
             return _idempotent_answer(earlier, request_sha256)
     snapshot = ACTIVE.current()
     day = as_of or dt.date.today()  # fixed here (as `credo decide` picks it), so the record holds the date used
-    unit = _compile(snapshot, policy, day)
+    unit = compile_policy(snapshot, policy, day)
     try:
         # What is stored is exactly what was decided: the case as JSON values.
         plain = json.loads(json.dumps(case, allow_nan=False))
