@@ -343,6 +343,12 @@ def save_draft(text: str, actor: str, *, parent: str | None = None) -> VersionIn
                     f"'{name}' is a {kinds.pop()}; this text is a {kind}: choose another name",
                     "invalid",
                 )
+            # The same text saved again (a double submit, a save without an edit) would be a second version
+            # that differs from the first by nothing but its number, for approvers to review twice.
+            digest = digest_of(text)
+            twin = next((v for v in existing if v.digest == digest and v.status != "retired"), None)
+            if twin is not None:
+                raise Refused("unchanged", f"this text is already {twin.ref} ({twin.status}): nothing new to save")
             number = max((v.number for v in existing), default=0) + 1
             analysis = _analyse(text, name, number)
             if parent is not None:
@@ -359,7 +365,7 @@ def save_draft(text: str, actor: str, *, parent: str | None = None) -> VersionIn
                 name=name,
                 number=number,
                 text=text,
-                digest=digest_of(text),
+                digest=digest,
                 status="draft",
                 problems=_problems_json(analysis.problems),
                 effective_from=doc.effective_from if doc else None,

@@ -224,6 +224,17 @@ def test_rollback_takes_two_people(baseline: list) -> None:
     assert never.value.code == "never-published"
 
 
+def test_the_same_text_is_not_saved_twice(baseline: list) -> None:
+    with pytest.raises(Refused) as unchanged:
+        rules.save_draft(LIMITS, "alice")  # the active version's text, saved without an edit
+    assert unchanged.value.code == "unchanged" and "limits-pricing@1 (active)" in unchanged.value.message
+    first = rules.save_draft(BENIGN, "alice")
+    with pytest.raises(Refused) as twice:  # a double submit
+        rules.save_draft(BENIGN, "alice")
+    assert twice.value.code == "unchanged" and first.ref in twice.value.message
+    assert [v.ref for v in rules.list_versions("limits-pricing")] == ["limits-pricing@1", first.ref]
+
+
 def test_a_rollback_request_lapses_after_a_week(baseline: list) -> None:
     rules.publish(approved(BENIGN), "bob")
     rules.rollback("limits-pricing@1", "alice")
