@@ -340,6 +340,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_command == "create":
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
         expires = None
+        if args.expires_days is not None and args.expires_days < 1:
+            print("credo: --expires-days must be 1 or more (a 0-day key is expired when made)", file=sys.stderr)
+            return 2
         if args.expires_days is not None:
             expires = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=args.expires_days)
         given = None

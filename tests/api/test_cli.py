@@ -66,6 +66,9 @@ def test_keys_create_list_revoke(database: str) -> None:
     assert bad.returncode == 3 and "everything" in bad.stderr
     nobody = credo(database, "keys", "create", "x", "--scopes", "read", "--owner", "nobody")
     assert nobody.returncode == 3
+    dead = credo(database, "keys", "create", "never-alive", "--scopes", "read", "--expires-days", "0")
+    assert dead.returncode == 2 and "--expires-days" in dead.stderr
+    assert "never-alive" not in credo(database, "keys", "list", "--all").stdout
     revoked = credo(database, "keys", "revoke", prefix, "--as", "admin")
     assert revoked.returncode == 0 and "revoked" in revoked.stdout
     assert prefix not in credo(database, "keys", "list").stdout

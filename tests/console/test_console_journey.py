@@ -100,10 +100,14 @@ def _line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), start=1) if needle in line)
 
 
+BROWSER_ERRORS: list[str] = []
+
+
 def test_the_main_journey(server: Server) -> None:
     sync_api = _playwright()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
+    BROWSER_ERRORS.clear()
     misspelt_line = _line_of(RULES_FILE.read_text(), ORIGINAL)
     with sync_api.sync_playwright() as play:  # type: ignore[attr-defined]
         browser = play.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -111,6 +115,8 @@ def test_the_main_journey(server: Server) -> None:
             _journey(browser, server, misspelt_line)
         finally:
             browser.close()
+    # Nothing the browser complained of on any page: a script error, a refused resource, a missing favicon.
+    assert BROWSER_ERRORS == [], BROWSER_ERRORS
 
 
 def _sign_in(browser: object, server: Server, username: str, path: str) -> object:
@@ -119,6 +125,8 @@ def _sign_in(browser: object, server: Server, username: str, path: str) -> objec
     context.set_default_timeout(90_000)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())  # "Publish? ..." asks first
+    page.on("console", lambda m: m.type == "error" and BROWSER_ERRORS.append(f"{page.url}: {m.text}"))
+    page.on("pageerror", lambda e: BROWSER_ERRORS.append(f"{page.url}: {e}"))
     page.goto(server.base + path)
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
