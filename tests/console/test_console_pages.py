@@ -195,6 +195,20 @@ def test_try_it_decides_with_the_full_trace(console: Console) -> None:
     # The generated form, prefilled from an example, decides the same.
     form_page = author.get("/console/rules/limits-pricing/1/try?example=approve-energy").get_data(as_text=True)
     assert 'name="f:financials.ebitda" value="130000000"' in form_page
+    # A date that is not one is said, and nothing is decided under some other date.
+    undated = author.post(
+        "/console/rules/limits-pricing/1/try",
+        data={"csrf_token": token(author), "target": "project-finance", "as_of": "2026-13-45", "raw": raw},
+    ).get_data(as_text=True)
+    assert 'id="try-result"' not in undated and "&#39;2026-13-45&#39; is not a date" in undated
+
+
+def test_a_search_filter_that_cannot_be_read_keeps_the_form(console: Console) -> None:
+    auditor = console.client("auditor1")
+    answer = auditor.get("/console/audit?uses=limits-pricing&caller=someone")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and 'id="search-problems"' in page
+    assert 'name="caller" value="someone"' in page and 'name="uses" value="limits-pricing"' in page
 
 
 def test_a_run_whose_worker_died_is_queued_again_and_finishes(console: Console, tmp_path: object) -> None:

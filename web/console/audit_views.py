@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from pony import orm
+from werkzeug.exceptions import BadRequest
 
 from audit import checkpoints, store
 from audit.errors import AuditUnavailable
@@ -72,15 +73,19 @@ def _filters() -> audit_search.DecisionFilter:
     )
 
 
-def search() -> str:
-    filters = _filters()
-    before = request.args.get("before")
+def search() -> tuple[str, int]:
+    args = {k: v for k, v in request.args.items() if k != "before" and v}
     size = int(current_app.config.get("CONSOLE_PAGE_SIZE", 50))
+    try:
+        filters = _filters()
+    except BadRequest as refused:  # a filter that cannot be read: the form comes back as typed, saying which
+        return render_template("console/audit_search.html", rows=[], total=0, filters=None, args=args,
+                               next_before=None, size=size, problems=[refused.description]), 400
+    before = request.args.get("before")
     rows, total = audit_search.search(filters, before=int(before) if before and before.isdigit() else None,
                                       limit=size)
-    args = {k: v for k, v in request.args.items() if k != "before" and v}
     return render_template("console/audit_search.html", rows=rows, total=total, filters=filters, args=args,
-                           next_before=rows[-1]["seq"] if len(rows) == size else None, size=size)
+                           next_before=rows[-1]["seq"] if len(rows) == size else None, size=size, problems=[]), 200
 
 
 def _caller() -> decisions.Caller:

@@ -286,14 +286,16 @@ def try_it(name: str, number: int) -> tuple[str, int]:
     ) or "__alone__"
     if target not in targets:
         abort(400, "choose one of the listed policies")
+    form_problems: list[str] = []
+    typed = (form.get("as_of") or "").strip()
     try:
-        as_of = dt.date.fromisoformat(form.get("as_of") or authoring.default_as_of(doc).isoformat())
-    except ValueError:
+        as_of = dt.date.fromisoformat(typed) if typed else authoring.default_as_of(doc)
+    except ValueError:  # never decide under a date the user did not give: say so, and decide nothing
         as_of = authoring.default_as_of(doc)
+        form_problems.append(f"the business date '{typed[:40]}' is not a date (YYYY-MM-DD)")
     raw = form.get("raw", "") if request.method == "POST" else ""
     values: dict[str, str] = {}
     result = None
-    form_problems: list[str] = []
     if found is not None:
         values = authoring.flatten_case(found)
     if request.method == "POST":
@@ -305,7 +307,8 @@ def try_it(name: str, number: int) -> tuple[str, int]:
                 case = None
                 form_problems.append(f"the raw JSON is not valid: {exc}")
         else:
-            case, form_problems = authoring.case_from_form(fields, request.form)
+            case, field_problems = authoring.case_from_form(fields, request.form)
+            form_problems += field_problems
         if case is not None and not form_problems:
             result = authoring.try_case(ref, case, target=target, as_of=as_of)
     return (
