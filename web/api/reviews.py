@@ -109,6 +109,10 @@ def _newest_of_application(original: Mapping[str, Any]) -> None:
         )
 
 
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _required(term: str) -> ApiError:
     """An approval of a case whose automated decision had no `term` must give one."""
     return ApiError(
@@ -197,7 +201,8 @@ def review(decision_id: str, body: ReviewRequest, actor: str) -> dict[str, Any]:
             raise ApiError(
                 409,
                 "different-override-pending",
-                f"an override with other terms awaits confirmation: {', '.join(different)} differ; "
+                f"an override with other terms awaits confirmation: {_listed(different)} "
+                f"{'differs' if len(different) == 1 else 'differ'}; "
                 "send the same outcome and terms to confirm it, or let its author revise it",
                 [{"path": f"$.{k}", "code": "differs", "message": f"pending: {pending.get(k)!r}"} for k in different],
             )
