@@ -521,3 +521,8 @@ def test_alert_buttons_show_only_to_who_may_move_the_alert(console: Console) -> 
     mine = re.findall(r'<article class="alert[^"]*">(.*?)</article>', html, re.S)
     assert not [a for a in mine if f"RM {rm} ·" not in a and ("/acknowledge" in a or "/resolve" in a)]
     assert any(f"RM {rm} ·" in a and "/acknowledge" in a for a in mine)
+
+
+def test_a_page_past_the_end_is_the_last_page(console: Console) -> None:
+    page = console.client("underwriter1").get("/console/customers?page=99999").get_data(as_text=True)
+    assert "/console/customers/C" in page and "99999" not in page  # the last page, with its rows

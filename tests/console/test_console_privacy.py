@@ -61,3 +61,4 @@ def test_masked_input_handles_nested_and_flat_rows(row: dict) -> None:
     masked = _mask(row, frozenset({"borrower.name"}), "")
     flat = masked.get("borrower.name") or masked["borrower"]["name"]
     assert flat == MASK
+

@@ -211,14 +211,15 @@ def customer_list() -> str:
         elif text:  # names are not shown to this viewer, so they are not searched either: a match would tell
             query = query.filter(lambda c: c.code == text)
         total = query.count()
+        pages = max(1, -(-total // size))
+        page = min(page, pages)  # past the end: the last page, not "page 99999 of 6" with nothing on it
         rows = [
             {"code": c.code, "name": shown(c.name), "industry": c.industry, "rm": c.rm, "policy": c.policy,
              "stage": c.lifecycle_stage,
              "alerts": orm.count(a for a in Alert if a.customer == c and a.status != "resolved")}
             for c in query.order_by(Customer.code).page(page, size)
         ]
-    return render_template("console/customers.html", rows=rows, q=text, page=page,
-                           pages=max(1, -(-total // size)), total=total)
+    return render_template("console/customers.html", rows=rows, q=text, page=page, pages=pages, total=total)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -288,9 +288,11 @@ def case_list(run_id: int) -> Response | str:
     except ValueError:
         page = 1
     total = simulations.count_cases(run_id, where)
+    pages = max(1, -(-total // size))
+    page = min(page, pages)  # past the end: the last page, not an empty "page 99999 of 6"
     rows = simulations.cases(run_id, where, offset=(page - 1) * size, limit=size)
     return render_template("console/sim_cases.html", run=item, rows=rows, where=where, total=total, page=page,
-                           size=size, pages=max(1, -(-total // size)))
+                           size=size, pages=pages)
 
 
 def case(run_id: int, row_number: int) -> str:
