@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from flask import Blueprint, abort, g, make_response, redirect, render_template, request, url_for
@@ -11,7 +10,6 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from audit import store
 from audit.db import write_session
-from audit.governance import now as governance_now
 from audit.governance import record as governance_record
 from web.console.security import (
     check_login_csrf,
@@ -26,9 +24,16 @@ from web.console.security import (
     viewer,
 )
 from web.models import Alert, RuleVersion, User
-from web.services.users import check_password, locked_until
+from web.services.users import LOCKOUT_WINDOW, check_password, locked_until
 
 MAX_FIELD = 200
+
+
+# One answer for every failure: a wrong name, a wrong password and a locked account must look alike.
+SIGN_IN_FAILED = (
+    "Wrong user name or password, or too many failed sign-ins to the account in the last "
+    f"{LOCKOUT_WINDOW.seconds // 60} minutes: wait a while before trying again."
+)
 
 
 def login() -> BaseResponse:
@@ -36,17 +41,12 @@ def login() -> BaseResponse:
         check_login_csrf()
         username = (request.form.get("username") or "").strip()[:MAX_FIELD]
         password = (request.form.get("password") or "")[:1000]
-        reopens = locked_until(username) if username else None
-        if reopens is not None:
-            # Not even the password is checked: a locked account cannot be guessed at, and tells nothing.
+        if username and locked_until(username) is not None:
+            # Not even the password is checked: a locked account cannot be guessed at. And the answer is the one
+            # a wrong password gets, so a stranger cannot tell a locked account (which exists) from a made-up name.
             with write_session():
                 governance_record(username, "console-login-refused", f"user:{username}", {"via": "console"})
-            minutes = max(1, math.ceil((reopens - governance_now()).total_seconds() / 60))
-            return _login_page(
-                f"Too many failed sign-ins to this account. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
-                429,
-                username,
-            )
+            return _login_page(SIGN_IN_FAILED, 401, username)
         who = check_password(username, password) if username and password else None
         if who is not None:
             response = redirect(safe_next(request.form.get("next")))
@@ -60,7 +60,7 @@ def login() -> BaseResponse:
         if known:  # failures against real accounts are worth an auditor's eye; random names are noise
             with write_session():
                 governance_record(username, "console-login-failed", f"user:{username}", {"via": "console"})
-        return _login_page("Wrong user name or password.", 401, username)
+        return _login_page(SIGN_IN_FAILED, 401, username)
     return _login_page(None, 200)
 
 
