@@ -526,3 +526,24 @@ def test_alert_buttons_show_only_to_who_may_move_the_alert(console: Console) -> 
 def test_a_page_past_the_end_is_the_last_page(console: Console) -> None:
     page = console.client("underwriter1").get("/console/customers?page=99999").get_data(as_text=True)
     assert "/console/customers/C" in page and "99999" not in page  # the last page, with its rows
+
+
+def test_a_simulation_asked_for_twice_while_it_waits_is_one_run(console: Console, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from engine.library import REPO
+    from web.services import simulations
+
+    book = Path(str(tmp_path)) / "twice.csv"
+    book.write_text("\n".join((REPO / "examples" / "portfolio.csv").read_text().splitlines()[:6]) + "\n")
+    ask = {"policy": "project-finance", "as_of": simulations.dt.date(2026, 6, 30), "candidate": ["limits-pricing@1"],
+           "portfolio": book, "portfolio_name": "twice"}
+    first = simulations.enqueue("author1", **ask)
+    assert simulations.enqueue("author1", **ask) == first  # a double click
+    assert simulations.enqueue("approver1", **ask) != first  # someone else's request is their own
+    assert simulations.work(idle_exit=0, once=True) >= 1
+    while simulations.work(idle_exit=0, once=True):  # the other person's run too
+        pass
+    assert simulations.get_run(first).status == "done"
+    assert simulations.enqueue("author1", **ask) != first  # once it has run, asking again runs again
+

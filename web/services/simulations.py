@@ -231,7 +231,10 @@ def enqueue(
     portfolio_name: str = "demo book",
     subject: str | None = None,
 ) -> int:
-    """Queue a run; both sides are compiled here first, so a side that cannot run is refused at once."""
+    """Queue a run; both sides are compiled here first, so a side that cannot run is refused at once.
+
+    The same request by the same person while an identical run is still queued or running gets that run's id.
+    """
     require_role(actor, *RUNNERS, doing="running a simulation")
     active = active_triples()
     base = overlay(active, _resolve(baseline)) if baseline else active
@@ -256,6 +259,19 @@ def enqueue(
     params = {"candidate_refs": list(candidate), "baseline_refs": list(baseline), "chunk_rows": CHUNK_ROWS}
     with write_session():
         cursor = store.write_cursor()
+        # The same request while its first run still waits or works (a double click, a resubmitted form) is
+        # that run: a second would decide the whole book again for nothing.
+        cursor.execute(
+            store.adapt(
+                "SELECT id FROM simulation_run WHERE status IN ('queued', 'running') AND requested_by = ?"
+                " AND policy = ? AND as_of = ? AND baseline = ? AND candidate = ? AND portfolio_path = ?"
+                " ORDER BY id LIMIT 1"
+            ),
+            (actor, policy, as_of, json.dumps(base), json.dumps(cand), str(portfolio)),
+        )
+        same = cursor.fetchone()
+        if same is not None:
+            return int(same[0])
         values = {
             "status": "queued",
             "requested_by": actor,
