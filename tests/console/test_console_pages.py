@@ -355,6 +355,7 @@ def test_the_decision_search_filters(console: Console) -> None:
     assert count("uses=limits-pricing@1&policy=project-finance&policy_version=1") >= 3
     assert count("uses=limits-pricing@99") == 0
     assert count("caller=client-demo") >= 3 and count("caller=someone-else") == 0
+    assert count("caller=api_key") >= 3 and count("caller=api_key:+client-demo/credo_abc") >= 3  # as listed
     assert count("customer=app-refer") >= 1 and count("customer=app-nothing") == 0
     assert count("tier=A&outcome=approve") >= 1
     assert count("from=2000-01-01&to=2000-01-02") == 0

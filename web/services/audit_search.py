@@ -69,8 +69,12 @@ class DecisionFilter:
             parts.append("library LIKE ?")
             params.append("%[" + json.dumps(self.uses[0]) + f",{int(self.uses[1])}," + "%")
         if self.caller is not None:
-            parts.append("(caller_id = ? OR caller_id LIKE ?)")
-            params += [self.caller, self.caller + "/%"]
+            # A caller as the list shows it ("api_key: client-demo/credo_abc"), its id, the name before the key's
+            # prefix ("client-demo"), or a kind alone ("cli").
+            parts.append(
+                "(caller_id = ? OR caller_id LIKE ? OR caller_kind = ? OR caller_kind || ': ' || caller_id = ?)"
+            )
+            params += [self.caller, self.caller + "/%", self.caller, self.caller]
         if self.customer is not None:
             ids = _applications_of(self.customer)
             marks = ", ".join("?" for _ in ids)
