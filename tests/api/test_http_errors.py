@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -278,3 +279,76 @@ def test_a_policy_is_refused_with_one_code_by_decisions_and_monitoring(
         error = error_of(response)
         assert error["code"] == code, path
         assert [(p["path"], p["code"]) for p in error["problems"]] == [("$.policy", code)], path
+
+
+def test_a_decision_id_is_case_insensitive_like_every_ulid(api: Api) -> None:
+    # Crockford base32 ignores case: a client that lower-cases ids (a URL normaliser, a case-folding store) must
+    # reach the same decision, which is stored in upper case.
+    decided = api.post("/decisions", "decide", json=decision_request()).json()
+    upper = decided["decision_id"]
+    lower, mixed = upper.lower(), upper[:13].lower() + upper[13:]
+    for spelling in (lower, mixed):
+        record = api.get(f"/decisions/{spelling}", "read")
+        assert record.status_code == 200, record.text
+        assert record.json()["decision_id"] == upper
+    replay = api.post(f"/decisions/{lower}/replay", "read")
+    assert replay.status_code == 200, replay.text
+    review = api.post(f"/decisions/{lower}/review", "underwriter1", json={"outcome": "decline", "reason": "checked"})
+    assert review.status_code == 200, review.text
+    assert review.json()["decision_id"] == upper
+    # The document admits what the server admits, and still not what it refuses.
+    spec = api.get("/openapi.json").json()
+    for path in ("/decisions/{decision_id}", "/decisions/{decision_id}/review", "/decisions/{decision_id}/replay"):
+        operations = spec["paths"]["/api/v1" + path]
+        [parameter] = [p for op in operations.values() for p in op["parameters"] if p["name"] == "decision_id"]
+        pattern = parameter["schema"]["pattern"]
+        assert re.search(pattern, lower) and re.search(pattern, mixed), (path, pattern)
+        assert not re.search(pattern, "u" * 26) and not re.search(pattern, "\u017f" * 26), (path, pattern)
+    assert api.get("/decisions/" + "\u017f" * 26, "read").status_code == 404  # upper() of it would be 'S' * 26
+
+
+@pytest.mark.parametrize("charset", ["latin-1", "ISO-8859-1", "utf-16", "us-ascii"])
+def test_a_charset_other_than_utf8_is_415(api: Api, charset: str) -> None:
+    body = json.dumps(decision_request()).encode()
+    response = api.post(
+        "/decisions", "decide", data=body, headers={"Content-Type": f"application/json; charset={charset}"}
+    )
+    assert response.status_code == 415, response.text
+    error = error_of(response)
+    assert error["code"] == "unsupported-media-type"
+    assert [p["path"] for p in error["problems"]] == ["header:Content-Type"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", 'application/json; charset="UTF-8"'])
+def test_a_utf8_charset_is_accepted(api: Api, content_type: str) -> None:
+    body = json.dumps(decision_request()).encode()
+    response = api.post("/decisions", "decide", data=body, headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.text
+
+
+def test_a_repeated_query_parameter_is_refused_not_read_as_its_first_value(api: Api) -> None:
+    response = api.get("/alerts", "monitor", params=[("status", "open"), ("status", "resolved"), ("limit", "5")])
+    assert response.status_code == 422, response.text
+    error = error_of(response)
+    assert error["code"] == "repeated-parameter"
+    assert [(p["path"], p["code"]) for p in error["problems"]] == [("query:status", "repeated-parameter")]
+    # Given once, the same parameters pass.
+    assert api.get("/alerts", "monitor", params={"status": "open", "limit": "5"}).status_code == 200
+
+
+def test_options_answers_204_with_allow_and_no_body(api: Api) -> None:
+    for path, allow in (
+        ("/decisions", "OPTIONS, POST"),
+        ("/decisions/" + "0" * 26, "GET, HEAD, OPTIONS"),
+        ("/alerts", "GET, HEAD, OPTIONS"),
+    ):
+        response = api.request("OPTIONS", path)
+        assert response.status_code == 204, (path, response.status_code, response.text[:200])
+        assert response.headers["Allow"] == allow, path
+        assert response.content == b"" and "text/html" not in response.headers.get("Content-Type", ""), path
+    for path in ("/no-such-thing", "/decisions/not-a-decision-id"):
+        missing = api.request("OPTIONS", path)
+        assert missing.status_code == 404, path
+        assert error_of(missing)["code"] == "not-found"
+    docs = requests.get(api.base + "/docs", timeout=10)
+    assert docs.status_code == 200 and docs.headers["Content-Type"].startswith("text/html")

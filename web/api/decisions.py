@@ -26,8 +26,13 @@ from web.api.schemas import (
 )
 from web.services import decisions
 
-# A ULID, as the audit trail issues them (audit/chain.py new_decision_id).
-DECISION = PathParam(r"[0-9A-HJKMNP-TV-Z]{26}", "a decision id (26 characters, as POST /decisions returned it)")
+# A ULID, as the audit trail issues and stores them (audit/chain.py new_decision_id): Crockford base32, which is
+# case-insensitive, so either case is admitted and the id is looked up in upper case.
+DECISION = PathParam(
+    r"[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}",
+    "a decision id (26 characters, as POST /decisions returned it; either case)",
+    upper=True,
+)
 APPLICATION = PathParam(
     r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", "the application_id sent with its decisions", example="APP-2026-0001"
 )

@@ -6,9 +6,11 @@
 
 What `dispatch` does for every request, in this order (each step answers in the one error shape):
 
-1. auth: `Authorization: Bearer` → 401 (missing, invalid) / 403 (no scope); path ids that cannot exist → 404;
-2. body (POST): 415 unless JSON, 413 over MAX_CONTENT_LENGTH, 400 unparsable (not UTF-8, a lone surrogate, a
-   member named twice), 422 too deep or too big;
+1. auth: `Authorization: Bearer` → 401 (missing, invalid) / 403 (no scope); path ids that cannot exist → 404
+   (a case-insensitive id, PathParam.upper, reaches the handler in upper case); the query string → 422 (unknown
+   or repeated parameters, values off the query model);
+2. body (POST): 415 unless JSON in UTF-8, 413 over MAX_CONTENT_LENGTH, 400 unparsable (not UTF-8, a lone
+   surrogate, a member named twice), 422 too deep or too big;
 3. `Idempotency-Key` (POST): the stored answer, 409 while in progress, 422 when reused for another request;
 4. validation against the endpoint's request model (strict: `"5"` is not a number) → 422 with JSON paths;
 5. the handler, in the endpoint's transaction:
@@ -18,6 +20,8 @@ What `dispatch` does for every request, in this order (each step answers in the 
      transaction of its own, holding the write lock for the insert alone; an outer session would make that
      transaction a nested no-op and hold the lock through the evaluation;
 6. the answer is checked against the response model (VALIDATE_RESPONSES) and sent as compact JSON.
+
+OPTIONS on a path of the registry answers 204 with `Allow` (`options`), in place of Flask's automatic answer.
 """
 
 from __future__ import annotations
@@ -54,10 +58,38 @@ MAX_ID = 2**31 - 1
 
 @dataclass(frozen=True)
 class PathParam:
+    """A path parameter: what the server admits (`pattern`, which OpenAPI publishes as is) and what the handler gets.
+
+    `upper`: the value is handed to the handler in upper case, the form it is stored in. For identifiers whose
+    spelling is case-insensitive (a ULID is Crockford base32), so that the pattern admits both cases and no handler
+    has to remember to normalise before a lookup. The pattern must then admit lower case too (checked below).
+    """
+
     pattern: str
     description: str
     integer: bool = False
     example: str | None = None
+    upper: bool = False
+
+    def __post_init__(self) -> None:
+        if self.upper and self.integer:
+            raise TypeError("an integer path parameter has no case")
+        if self.upper and re.fullmatch(r"[^a-z]*", self.pattern):
+            # Upper-casing what only upper case can match would be a no-op: the declaration meant something else.
+            raise TypeError(f"{self.pattern!r}: an `upper` parameter's pattern must admit lower case as well")
+
+    def value(self, text: str) -> str | int | None:
+        """What the handler gets for `text`, or None when it cannot name anything."""
+        if not re.fullmatch(self.pattern, text):
+            return None
+        if self.integer:
+            number = int(text)
+            return number if number <= MAX_ID else None
+        if not self.upper:
+            return text
+        # Case-insensitive in ASCII only: upper() of some other letters is ASCII ('ſ' → 'S') or longer ('ß' → 'SS'),
+        # and would let a spelling through that the published pattern does not admit.
+        return text.upper() if text.isascii() else None
 
 
 @dataclass(frozen=True)
@@ -334,20 +366,35 @@ def _check_shape(value: Any, config: Any, size: int) -> None:
     walk(value, 0)
 
 
-def _not_json() -> ApiError:
-    return ApiError(
-        415,
-        "unsupported-media-type",
-        "send the request body as JSON (Content-Type: application/json)",
-        [{"path": "header:Content-Type", "code": "not-json", "message": f"'{(request.mimetype or '(none)')[:80]}'"}],
-    )
+def _check_media_type() -> None:
+    """415 unless the body is declared as JSON, and as UTF-8 if a charset is named at all.
+
+    The body is always read as UTF-8 (RFC 8259 section 8.1: JSON exchanged between systems is UTF-8), so a request
+    that says another charset would be read otherwise than its sender meant: refused rather than guessed at.
+    """
+    if request.mimetype != "application/json":
+        sent = (request.mimetype or "(none)")[:80]
+        raise ApiError(
+            415,
+            "unsupported-media-type",
+            "send the request body as JSON (Content-Type: application/json)",
+            [{"path": "header:Content-Type", "code": "not-json", "message": f"'{sent}'"}],
+        )
+    charset = request.mimetype_params.get("charset")
+    if charset is not None and charset.lower() != "utf-8":
+        raise ApiError(
+            415,
+            "unsupported-media-type",
+            "JSON must be sent as UTF-8 (Content-Type: application/json or application/json; charset=utf-8)",
+            [{"path": "header:Content-Type", "code": "not-utf-8", "message": f"charset '{charset[:80]}'"}],
+        )
 
 
 def _read_json(ep: Endpoint) -> tuple[bytes, Any]:
     """The raw body and its parsed JSON (None when there is none)."""
     has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    if has_body and request.mimetype != "application/json":
-        raise _not_json()
+    if has_body:
+        _check_media_type()
     raw = request.get_data(cache=False)  # 413 from werkzeug past MAX_CONTENT_LENGTH
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if request.content_length is None and limit is not None and len(raw) >= limit:
@@ -363,8 +410,7 @@ def _read_json(ep: Endpoint) -> tuple[bytes, Any]:
                 [{"path": "$", "code": "required", "message": "a JSON object is required"}],
             )
         return b"{}", {}
-    if request.mimetype != "application/json":
-        raise _not_json()
+    _check_media_type()
     parsed = parse_json(raw)
     _check_shape(parsed, current_app.config, len(raw))
     return raw, parsed
@@ -390,7 +436,21 @@ def _validate_query(ep: Endpoint) -> Any:
                 [{"path": f"query:{name}", "code": "unknown-parameter", "message": "not a parameter"}],
             )
         return None
-    values = {k: v for k, v in request.args.items()}
+    # A name given twice is refused rather than read as its first value (werkzeug's default): the client meant
+    # something by the second one, and a filter quietly ignored answers a different question than was asked. (No
+    # query model takes a list; one that did would read request.args.getlist for it.)
+    repeated = [name for name in request.args if len(request.args.getlist(name)) > 1]
+    if repeated:
+        raise ApiError(
+            422,
+            "repeated-parameter",
+            f"the query parameter '{repeated[0][:80]}' is given more than once",
+            [
+                {"path": f"query:{name}", "code": "repeated-parameter", "message": "give this parameter once"}
+                for name in repeated
+            ],
+        )
+    values = dict(request.args.items())
     try:
         # Lax mode: a query string is text, so "50" must become the integer 50 here.
         return ep.query.model_validate(values)
@@ -401,11 +461,12 @@ def _validate_query(ep: Endpoint) -> Any:
         raise error from None
 
 
-def _validate_params(ep: Endpoint, values: dict[str, str]) -> dict[str, Any]:
+def _validate_params(params: dict[str, PathParam], values: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, spec in ep.params.items():
+    for name, spec in params.items():
         value = values[name]
-        if not re.fullmatch(spec.pattern, value) or (spec.integer and int(value) > MAX_ID):
+        parsed = spec.value(value)
+        if parsed is None:
             # An id that cannot exist: the thing it names is not there.
             raise ApiError(
                 404,
@@ -413,7 +474,7 @@ def _validate_params(ep: Endpoint, values: dict[str, str]) -> dict[str, Any]:
                 f"no such {name.replace('_', ' ')}: '{value[:80]}'",
                 [{"path": f"path:{name}", "code": "malformed-id", "message": spec.description}],
             )
-        out[name] = int(value) if spec.integer else value
+        out[name] = parsed
     return out
 
 
@@ -477,7 +538,7 @@ def dispatch(ep: Endpoint, path_values: dict[str, str]) -> Response:
     if ep.scopes is not None:
         auth = authenticate(request.headers.get("Authorization"))
         require(auth, ep.scopes)
-    params = _validate_params(ep, path_values)
+    params = _validate_params(ep.params, path_values)
     query = _validate_query(ep)
     raw, parsed, key, digest = b"", None, None, None
     if ep.method == "POST":
@@ -544,15 +605,63 @@ def _settle(held: idempotency.Claim, status: int, body: bytes) -> None:
         log.error("could not store the idempotent answer (%s)", type(exc).__name__)
 
 
+def allowed_methods(endpoints: list[Endpoint]) -> list[str]:
+    """The methods a path answers, for `Allow`: its operations, HEAD where there is a GET (werkzeug answers it from
+    the GET), and OPTIONS itself."""
+    methods = {ep.method for ep in endpoints}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods | {"OPTIONS"})
+
+
+def options(params: dict[str, PathParam], allow: str, path_values: dict[str, str]) -> Response:
+    """OPTIONS on an API path: 204 with `Allow` and no body.
+
+    Flask's automatic answer is a 200 text/html with an empty body, which a JSON client cannot tell from a broken
+    page. Public, like any CORS preflight, and answered without a database; an id that cannot exist is still a 404,
+    as for every other method on the path.
+    """
+    try:
+        _validate_params(params, path_values)
+    except ApiError as error:
+        return error_response(error)
+    response = Response(status=204)
+    response.headers["Allow"] = allow
+    response.headers.pop("Content-Type", None)  # no body, so nothing to type (werkzeug sets text/html by default)
+    return response
+
+
 def blueprint() -> Blueprint:
     bp = Blueprint("api", __name__)
+    by_path: dict[str, list[Endpoint]] = {}
     for ep in ENDPOINTS:
-        rule = PATH_PARAM.sub(lambda m: f"<{m.group(1)}>", ep.path)
+        by_path.setdefault(ep.path, []).append(ep)
+    for path, endpoints in by_path.items():
+        rule = PATH_PARAM.sub(lambda m: f"<{m.group(1)}>", path)
+        for ep in endpoints:
 
-        def view(_ep: Endpoint = ep, **values: str) -> Response:
-            return dispatch(_ep, values)
+            def view(_ep: Endpoint = ep, **values: str) -> Response:
+                return dispatch(_ep, values)
 
-        bp.add_url_rule(rule, endpoint=ep.operation_id, view_func=view, methods=[ep.method])
+            # OPTIONS is answered once per path below, not by Flask for each operation.
+            bp.add_url_rule(
+                rule, endpoint=ep.operation_id, view_func=view, methods=[ep.method], provide_automatic_options=False
+            )
+
+        def answer_options(
+            _params: dict[str, PathParam] = endpoints[0].params,
+            _allow: str = ", ".join(allowed_methods(endpoints)),
+            **values: str,
+        ) -> Response:
+            return options(_params, _allow, values)
+
+        bp.add_url_rule(
+            rule,
+            endpoint=f"options:{path}",
+            view_func=answer_options,
+            methods=["OPTIONS"],
+            provide_automatic_options=False,
+        )
     return bp
 
 

@@ -28,7 +28,7 @@ STATUS_TEXT = {
     404: "No such thing",
     409: "Conflicts with the current state, or the Idempotency-Key is in use",
     413: "The body is too large",
-    415: "The body is not application/json",
+    415: "The body is not application/json, or names a charset other than UTF-8",
     422: "The request does not validate: every problem by JSON path",
     503: "Unavailable (the database, the audit trail, or for /health what failed): retry",
 }
