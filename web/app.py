@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response as BaseResponse
 import web.models  # noqa: F401 - the entities must be declared before the database is bound
 from audit.db import bind_database
 from web.api import errors
-from web.api.framework import blueprint
+from web.api.framework import blueprint, options
 from web.api.openapi import API_PREFIX, document
 from web.config import load_config
 
@@ -52,13 +52,21 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     __import__("web.console", fromlist=["init_console"]).init_console(app)  # the browser console at /console
     openapi_bytes = json.dumps(document(), ensure_ascii=False, indent=1).encode()
 
-    @app.get(f"{API_PREFIX}/openapi.json")
+    @app.get(f"{API_PREFIX}/openapi.json", provide_automatic_options=False)
     def openapi() -> Response:
         return Response(openapi_bytes, mimetype="application/json")
 
-    @app.get(f"{API_PREFIX}/docs")
+    @app.get(f"{API_PREFIX}/docs", provide_automatic_options=False)
     def docs() -> str:
         return render_template("docs.html", openapi_url=f"{API_PREFIX}/openapi.json", prefix=API_PREFIX)
+
+    # OPTIONS on the document and its page answers as on every API path (web/api/framework.py `options`): 204 with
+    # Allow, not Flask's automatic 200 text/html with an empty body.
+    def document_options() -> Response:
+        return options({}, "GET, HEAD, OPTIONS", {})
+
+    for path in (f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs"):
+        app.add_url_rule(path, endpoint=f"options:{path}", view_func=document_options, methods=["OPTIONS"])
 
     @app.get("/")
     def root() -> BaseResponse:

@@ -341,6 +341,8 @@ def test_options_answers_204_with_allow_and_no_body(api: Api) -> None:
         ("/decisions", "OPTIONS, POST"),
         ("/decisions/" + "0" * 26, "GET, HEAD, OPTIONS"),
         ("/alerts", "GET, HEAD, OPTIONS"),
+        ("/openapi.json", "GET, HEAD, OPTIONS"),
+        ("/docs", "GET, HEAD, OPTIONS"),
     ):
         response = api.request("OPTIONS", path)
         assert response.status_code == 204, (path, response.status_code, response.text[:200])
